@@ -1,0 +1,22 @@
+"""`exec`: a shell command (or a program with args) with a timeout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kdeps.actions.base import ActionContext
+from kdeps.actions.process import child_env, finish, run_process
+
+DEFAULT_TIMEOUT = 60.0
+
+
+async def run(ctx: ActionContext, config: Any) -> Any:
+    command = str(ctx.render(config.command, bare=False))
+    args = [str(a) for a in ctx.render(list(config.args or []), bare=False)]
+    argv = ["/bin/sh", "-c", command, "sh", *args] if not args else ["/bin/sh", "-c", command + ' "$@"', "sh", *args]
+    cwd = ctx.render(config.working_dir, bare=False) if getattr(config, "working_dir", None) else None
+    if cwd:
+        cwd = str((ctx.workflow_dir / cwd).resolve())
+    result = await run_process(ctx, argv, env=child_env(ctx, config.env), cwd=cwd or str(ctx.workflow_dir),
+                               timeout=float(config.timeout_duration or DEFAULT_TIMEOUT))
+    return finish(ctx, result, "command")

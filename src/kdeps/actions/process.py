@@ -1,0 +1,77 @@
+"""Running a child process with a timeout, shared by the `exec` and `python` actions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from kdeps.actions.base import ActionContext
+from kdeps.errors import ResourceError
+
+OUTPUT_CAP = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Completed:
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+async def run_process(ctx: ActionContext, argv: list[str], *, env: dict[str, str] | None,
+                      cwd: str | None, timeout: float, stdin: bytes | None = None) -> Completed:
+    """Run argv in its own process group; kill the whole group on timeout or cancellation."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd,
+            start_new_session=True, limit=OUTPUT_CAP)
+    except OSError as err:
+        raise ResourceError(ctx.resource_id, f"cannot start {argv[0]}: {err.strerror}", 500) from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        _kill(proc)
+        await proc.wait()
+        raise ResourceError(ctx.resource_id, f"timed out after {timeout:g}s", 504) from None
+    except asyncio.CancelledError:
+        _kill(proc)
+        raise
+    return Completed(out[:OUTPUT_CAP].decode("utf-8", "replace"), err[:OUTPUT_CAP].decode("utf-8", "replace"),
+                     proc.returncode or 0)
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def child_env(ctx: ActionContext, extra: dict[str, Any] | None) -> dict[str, str]:
+    env = dict(ctx.scope.state.env) if hasattr(ctx, "scope") else dict(os.environ)
+    for key, value in (extra or {}).items():
+        env[str(key)] = "" if value is None else str(ctx.render(value))
+    return env
+
+
+def parse_stdout(text: str) -> Any:
+    """stdout as JSON when it is JSON, else the text with its trailing newline removed."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[", '"') or stripped in ("true", "false", "null"):
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            pass
+    return text.rstrip("\n")
+
+
+def finish(ctx: ActionContext, result: Completed, what: str) -> Any:
+    ctx.record(stdout=result.stdout, stderr=result.stderr, exitCode=result.exit_code)
+    if result.exit_code != 0:
+        tail = result.stderr.strip()[-2000:] or result.stdout.strip()[-2000:]
+        raise ResourceError(ctx.resource_id, f"{what} exited with code {result.exit_code}: {tail}", 500)
+    return parse_stdout(result.stdout)

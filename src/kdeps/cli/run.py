@@ -1,0 +1,69 @@
+"""`kdeps run`: serve an agent, or answer one request in-process with --once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+
+from kdeps.cli.common import dump, fail, load, parse_inputs
+
+
+@click.command(name="run")
+@click.argument("path", default=".", type=click.Path(exists=True))
+@click.option("--once", is_flag=True, help="Run one request in-process and print the response as JSON.")
+@click.option("--input", "inputs", multiple=True, metavar="KEY=VALUE",
+              help="Request input for --once (repeatable); JSON values are decoded.")
+@click.option("--method", default=None, help="HTTP method for --once (default: the first route's).")
+@click.option("--route", default=None, help="Route path for --once (default: the first route).")
+@click.option("--host", default=None, help="Bind address (default: apiServer.hostIp or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: apiServer.portNum or 3000).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--dev", is_flag=True, help="Reload when YAML files change.")
+@click.option("--openai", "openai_compat", is_flag=True,
+              help="Also serve an OpenAI-compatible /v1/chat/completions endpoint.")
+@click.option("--pull-models", is_flag=True, help="Pull agentSettings.models into Ollama before serving.")
+def command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, route: str | None,
+            host: str | None, port: int | None, workers: int, dev: bool, openai_compat: bool,
+            pull_models: bool) -> None:
+    """Serve the agent at PATH (a workflow.yaml or its folder) as an HTTP API."""
+    project = load(path)
+    if pull_models:
+        from kdeps.cli.models import pull_all
+
+        pull_all(project)
+    if once:
+        status = asyncio.run(_once(project, parse_inputs(inputs), method, route))
+        raise SystemExit(0 if status < 400 else 1)
+    if inputs:
+        fail("error: --input is only for --once")
+    from kdeps.server import serve
+
+    serve(path, host=host, port=port, workers=workers, dev=dev, openai_compat=openai_compat)
+
+
+async def _once(project: Any, inputs: dict[str, Any], method: str | None, route: str | None) -> int:
+    from kdeps.engine import Engine, RequestData
+
+    api = project.workflow.settings.api_server if project.workflow.settings else None
+    routes = list(getattr(api, "routes", None) or [])
+    first = routes[0] if routes else None
+    path = route or (first.path if first else "/")
+    verb = (method or (first.methods[0] if first and first.methods else "POST")).upper()
+    request = RequestData(method=verb, path=path, route=path, body=inputs if verb != "GET" else None,
+                          query=inputs if verb == "GET" else {}, headers={"content-type": "application/json"},
+                          client_ip="127.0.0.1")
+    try:
+        response = await Engine(project).handle(request)
+    finally:
+        from kdeps.llm.transport import aclose
+
+        await aclose()
+    click.echo(dump(response.body) if not isinstance(response.body, str) else json.dumps(response.body))
+    if response.status >= 400:
+        error = response.body.get("error", {}) if isinstance(response.body, dict) else {}
+        where = f" in resource '{error['resource']}'" if error.get("resource") else ""
+        click.echo(f"error (HTTP {response.status}){where}: {error.get('message', response.body)}", err=True)
+    return response.status

@@ -1,0 +1,43 @@
+"""What the engine receives for one request and what it answers. The server builds a RequestData;
+`kdeps run --once` builds one from `--input` pairs."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class UploadedFile:
+    """A file uploaded with the request, already saved to `path` (a per-request temp dir)."""
+
+    field: str
+    filename: str
+    path: str
+    mime: str
+    size: int
+
+
+@dataclass(slots=True)
+class RequestData:
+    method: str = "POST"
+    path: str = "/"
+    route: str = "/"  # the configured route pattern that matched, e.g. /api/v1/items/:id
+    query: dict[str, Any] = field(default_factory=dict)
+    body: Any = None  # parsed JSON object / form fields as dict, or raw text
+    headers: dict[str, str] = field(default_factory=dict)  # keys lower-cased
+    path_params: dict[str, str] = field(default_factory=dict)
+    files: list[UploadedFile] = field(default_factory=list)
+    client_ip: str = ""
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    session_id: str | None = None
+    session: dict[str, Any] = field(default_factory=dict)  # loaded by the server before the run
+
+
+@dataclass(slots=True)
+class ResponseData:
+    status: int = 200
+    body: Any = None  # JSON-serialisable
+    headers: dict[str, str] = field(default_factory=dict)
+    session_changed: bool = False  # the server persists RequestData.session when True

@@ -1,0 +1,326 @@
+"""Runs one request through a workflow: the target's dependencies in order, independent branches
+concurrently, each resource through restrictions → skip → preflight → exprBefore → action → expr."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kdeps.actions import action_of, get_action
+from kdeps.engine.graph import reachable_order
+from kdeps.engine.request import RequestData, ResponseData
+from kdeps.engine.scope import RequestState, ResourceRecord, Scope, agent_env
+from kdeps.errors import ExprError, KdepsError, PreflightError, ResourceError
+from kdeps.expr import Env, evaluate, render
+
+log = logging.getLogger("kdeps.engine")
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+DEFAULT_ACTION_TIMEOUT = 60.0
+_TIMEOUT_GRACE = 2.0  # actions enforce their own timeouts; the engine's is a backstop
+
+
+class Skipped(Exception):
+    """Internal: the resource does not apply to this request."""
+
+
+class Engine:
+    """A loaded project, ready to run requests. Cheap to call concurrently."""
+
+    def __init__(self, project: Any) -> None:
+        self.project = project
+        self.resources = project.resources
+        self.requires = {aid: list(r.metadata.requires or []) for aid, r in self.resources.items()}
+        self.target = project.workflow.metadata.target_action_id
+        self.order = reachable_order(self.requires, self.target)
+        settings = project.workflow.settings
+        agent = getattr(settings, "agent_settings", None) if settings else None
+        self.env = agent_env(getattr(agent, "env", None) if agent else None)
+
+    async def handle(self, request: RequestData, *, emit: Emit | None = None) -> ResponseData:
+        """Run the workflow for one request and shape the target's answer as the HTTP response."""
+        state = RequestState(request, self.env)
+        try:
+            await self.run(state, emit=emit)
+        except PreflightError as err:
+            return ResponseData(err.status, {"success": False, "error": {
+                "code": err.status, "message": err.message, "resource": err.resource}},
+                session_changed=state.session_changed)
+        except ResourceError as err:
+            return ResponseData(err.status, {"success": False, "error": {
+                "resource": err.resource, "message": err.message}}, session_changed=state.session_changed)
+        return self._response(state)
+
+    async def run(self, state: RequestState, *, emit: Emit | None = None,
+                  order: list[str] | None = None) -> None:
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            async with asyncio.TaskGroup() as group:
+                for aid in order or self.order:
+                    deps = [tasks[d] for d in self.requires[aid] if d in tasks]
+                    tasks[aid] = group.create_task(self._after(deps, aid, state, emit))
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+
+    async def _after(self, deps: list[asyncio.Task[None]], aid: str, state: RequestState,
+                     emit: Emit | None) -> None:
+        for dep in deps:
+            await dep
+        await self.run_resource(aid, state, emit)
+
+    def _response(self, state: RequestState) -> ResponseData:
+        record = state.records.get(self.target) or ResourceRecord()
+        api = record.meta.get("api_response")
+        if api is None:
+            body: Any = {"success": True, "response": record.output}
+            status, headers = 200, {}
+        else:
+            body, status, headers = record.output, api["status"], api["headers"]
+        if isinstance(body, dict) and "meta" not in body:
+            llm = _llm_meta(state)
+            if llm:
+                body = {**body, "meta": llm}
+        return ResponseData(status, body, headers, session_changed=state.session_changed)
+
+    # -- one resource ----------------------------------------------------------------------------
+    async def run_resource(self, aid: str, state: RequestState, emit: Emit | None,
+                           arguments: dict[str, Any] | None = None) -> Any:
+        resource = self.resources[aid]
+        run = resource.run
+        record = ResourceRecord()
+        started = time.perf_counter()
+        try:
+            if run is None:
+                state.records[aid] = record
+                return None
+            scope = Scope(state, aid, run, items=arguments)
+            _check_restrictions(run, state.request)
+            if any(_truthy(_eval(scope, cond)) for cond in run.skip_condition or ()):
+                raise Skipped
+            self._preflight(aid, run, scope)
+            items = self._items(resource, scope)
+            if items is None:
+                record.output = await self._guarded(aid, run, scope, record, emit)
+            else:
+                outputs = []
+                for index, value in enumerate(items):
+                    item_scope = Scope(state, aid, run, items={
+                        **(arguments or {}), "current": value, "index": index, "count": len(items),
+                        "prev": items[index - 1] if index else None,
+                        "next": items[index + 1] if index + 1 < len(items) else None, "all": items})
+                    outputs.append(await self._guarded(aid, run, item_scope, record, emit))
+                record.output = record.item_values = outputs
+        except Skipped:
+            log.debug("resource %s skipped", aid)
+        state.records[aid] = record
+        log.debug("resource %s done in %.1f ms", aid, (time.perf_counter() - started) * 1000)
+        return record.output
+
+    def _preflight(self, aid: str, run: Any, scope: Scope) -> None:
+        check = run.preflight_check
+        if not check:
+            return
+        for validation in check.validations or ():
+            if not _truthy(_eval(scope, validation)):
+                error = check.error
+                code = getattr(error, "code", None) or 400
+                message = getattr(error, "message", None) or f"Preflight check failed: {validation}"
+                raise PreflightError(aid, str(scope_render(scope, message)), int(code))
+
+    def _items(self, resource: Any, scope: Scope) -> list[Any] | None:
+        items = resource.items
+        if items is None:
+            return None
+        if isinstance(items, str):
+            items = _eval(scope, items)
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise ResourceError(scope.resource_id, f"items must be a list, got {type(items).__name__}", 500)
+        return [scope_render(scope, item) for item in items]
+
+    async def _guarded(self, aid: str, run: Any, scope: Scope, record: ResourceRecord,
+                       emit: Emit | None) -> Any:
+        """One execution with the resource's onError policy applied."""
+        on_error = run.on_error
+        attempts = 1 + (on_error.max_retries or 0) if on_error and on_error.action == "retry" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._execute(aid, run, scope, record, emit)
+            except PreflightError:
+                raise
+            except ResourceError as err:
+                error = err
+            except KdepsError as err:
+                error = _as_resource_error(aid, err)
+            except (TimeoutError, asyncio.TimeoutError):
+                error = ResourceError(aid, f"timed out after {_action_timeout(run):g}s", 504)
+            except Exception as err:  # an action bug: log it, answer a clean error
+                log.exception("resource %s failed unexpectedly", aid)
+                error = ResourceError(aid, f"internal error: {type(err).__name__}: {err}", 500)
+            if on_error is None or on_error.action == "fail":
+                raise error
+            details = _error_object(error)
+            if on_error.when and not any(
+                    _truthy(_eval(scope, cond, {"error": details})) for cond in on_error.when):
+                raise error
+            if on_error.action == "retry" and attempt < attempts:
+                log.warning("resource %s failed (%s); retry %d/%d", aid, error.message, attempt, attempts - 1)
+                await asyncio.sleep(on_error.retry_delay or 0)
+                continue
+            for source in on_error.expr or ():
+                _eval(scope, source, {"error": details})
+            if on_error.action == "retry":
+                raise error
+            record.meta["error"] = details
+            if on_error.fallback is not None:
+                return scope_render(scope, on_error.fallback, {"error": details})
+            return {"_error": {"message": error.message, "handled": True}}
+        raise AssertionError("unreachable")
+
+    async def _execute(self, aid: str, run: Any, scope: Scope, record: ResourceRecord,
+                       emit: Emit | None) -> Any:
+        for source in run.expr_before or ():
+            _eval(scope, source)
+        kind, config = action_of(run)
+        output = None
+        if kind is not None:
+            limit = _action_timeout(run)
+            ctx = ActionRun(self, aid, scope, record, emit, asyncio.get_running_loop().time() + limit)
+            async with asyncio.timeout(limit + _TIMEOUT_GRACE):
+                output = await get_action(kind)(ctx, config)
+        record.output = output
+        scope.state.records[aid] = record  # the resource's own expr blocks can read its output
+        for source in [*(run.expr or ()), *(run.expr_after or ())]:
+            _eval(scope, source)
+        return output
+
+    async def run_tool(self, aid: str, arguments: dict[str, Any], state: RequestState,
+                       emit: Emit | None) -> Any:
+        """Run a tool resource (and any dependency not yet run) with the call's arguments."""
+        pending = [d for d in reachable_order(self.requires, aid) if d != aid and d not in state.records]
+        if pending:
+            await self.run(state, emit=emit, order=pending)
+        return await self.run_resource(aid, state, emit, arguments=arguments)
+
+
+class ActionRun:
+    """The `ActionContext` an action gets: this resource, this request."""
+
+    def __init__(self, engine: Engine, aid: str, scope: Scope, record: ResourceRecord,
+                 emit: Emit | None, deadline: float) -> None:
+        self.engine, self.resource_id, self.scope, self._record = engine, aid, scope, record
+        self._emit, self._deadline = emit, deadline
+        self.project = engine.project
+        self.workflow_dir = engine.project.root
+        self.request = scope.state.request
+        self.log = logging.getLogger(f"kdeps.resource.{aid}")
+
+    def render(self, value: Any, *, bare: bool = True) -> Any:
+        return scope_render(self.scope, value, bare=bare)
+
+    def evaluate(self, source: str) -> Any:
+        return _eval(self.scope, source)
+
+    def env(self, name: str) -> str | None:
+        return self.scope.state.env.get(name)
+
+    async def run_tool(self, action_id: str, arguments: dict[str, Any]) -> Any:
+        return await self.engine.run_tool(action_id, arguments, self.scope.state, self._emit)
+
+    def record(self, **meta: Any) -> None:
+        self._record.meta.update(meta)
+
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    async def emit(self, event: dict[str, Any]) -> bool:
+        if self._emit is None:
+            return False
+        await self._emit(event)
+        return True
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _env(scope: Scope, variables: dict[str, Any] | None = None) -> Env:
+    cached = getattr(scope, "_env", None)
+    if cached is None or variables:
+        env = Env(functions=scope.functions(), variables=variables or {})
+        if not variables:
+            scope._env = env  # type: ignore[attr-defined]
+        return env
+    return cached
+
+
+def _eval(scope: Scope, source: Any, variables: dict[str, Any] | None = None) -> Any:
+    """An always-expression field: plain source, or a whole `{{ }}` template."""
+    if not isinstance(source, str):
+        return source
+    text = source.strip()
+    if text.startswith("{{") and text.endswith("}}") and "{{" not in text[2:]:
+        return evaluate(text[2:-2].strip(), _env(scope, variables))
+    return evaluate(text, _env(scope, variables))
+
+
+def scope_render(scope: Scope, value: Any, variables: dict[str, Any] | None = None, *,
+                 bare: bool = True) -> Any:
+    return render(value, _env(scope, variables), bare=bare)
+
+
+def _truthy(value: Any) -> bool:
+    return bool(value) and value is not None
+
+
+def _check_restrictions(run: Any, request: RequestData) -> None:
+    methods = run.restrict_to_http_methods
+    if methods and request.method.upper() not in {m.upper() for m in methods}:
+        raise Skipped
+    routes = run.restrict_to_routes
+    if routes and request.route not in routes and request.path not in routes:
+        raise Skipped
+
+
+def _action_timeout(run: Any) -> float:
+    _, config = action_of(run)
+    for holder in (config, run):
+        value = getattr(holder, "timeout_duration", None) if holder is not None else None
+        if value:
+            return float(value)
+    return DEFAULT_ACTION_TIMEOUT
+
+
+def _as_resource_error(aid: str, err: KdepsError) -> ResourceError:
+    from kdeps.llm.errors import LLMError, LLMTimeoutError
+
+    if isinstance(err, LLMTimeoutError):
+        return ResourceError(aid, str(err), 504)
+    if isinstance(err, LLMError):
+        return ResourceError(aid, str(err), 502)
+    if isinstance(err, ExprError):
+        return ResourceError(aid, f"expression error: {err}", 500)
+    return ResourceError(aid, str(err), 500)
+
+
+def _error_object(error: ResourceError) -> dict[str, Any]:
+    kind = {504: "TIMEOUT", 400: "VALIDATION_ERROR"}.get(error.status, "EXECUTION_ERROR")
+    return {"message": error.message, "type": kind, "code": kind, "statusCode": error.status,
+            "resource": error.resource, "details": None}
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        return exc
+    return group
+
+
+def _llm_meta(state: RequestState) -> dict[str, Any]:
+    for record in state.records.values():
+        usage = record.meta.get("usage")
+        if isinstance(usage, dict) and usage.get("backend"):
+            return {"model": usage.get("model"), "backend": usage.get("backend")}
+    return {}

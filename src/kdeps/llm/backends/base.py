@@ -1,0 +1,96 @@
+"""The one interface every backend implements. A backend is pure translation between the neutral
+types in `kdeps.llm.types` and its wire format; the transport (`kdeps.llm.transport`) does the HTTP,
+retries and deadlines, so no backend touches the network, the YAML, env vars or the engine."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from kdeps.llm.errors import LLMError, error_for_status
+from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta
+
+
+@dataclass(slots=True)
+class HttpCall:
+    """One POST to make: absolute URL, headers (auth included) and JSON body."""
+
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class StreamParser(ABC):
+    """Turns one stream's events into deltas. SSE backends get (event name or None, data text);
+    NDJSON backends get (None, line). Stateful: one parser per stream."""
+
+    @abstractmethod
+    def feed(self, event: str | None, data: str) -> list[StreamDelta]: ...
+
+    def done(self) -> bool:
+        """True once the backend's end-of-stream marker was seen."""
+        return False
+
+    def finish(self) -> list[StreamDelta]:
+        """Called when the connection closed; raise InvalidResponseError if the stream was cut."""
+        return []
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    env_var: ClassVar[str | None] = None
+    default_base_url: ClassVar[str]
+    accepts_images: ClassVar[bool] = True
+    stream_format: ClassVar[Literal["sse", "ndjson"]] = "sse"
+
+    @abstractmethod
+    def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
+        """The HTTP call for this request (non-streaming unless `stream`)."""
+
+    @abstractmethod
+    def parse(self, data: Any) -> ChatResult:
+        """A neutral result from the decoded JSON answer; raise InvalidResponseError on a wrong shape."""
+
+    def stream_parser(self) -> StreamParser:
+        raise NotImplementedError(f"{self.name} does not stream")
+
+    def error_message(self, status: int, data: Any, text: str) -> str:
+        """The provider's own message from an error body (JSON-decoded `data`, or raw `text`)."""
+        if isinstance(data, Mapping):
+            err = data.get("error", data)
+            if isinstance(err, Mapping):
+                msg = err.get("message") or err.get("detail")
+                if msg:
+                    return str(msg)
+            elif isinstance(err, str):
+                return err
+            if isinstance(data.get("message"), str):
+                return data["message"]
+        return text.strip()[:500] or f"HTTP {status}"
+
+    def error(self, status: int, data: Any, text: str, headers: Mapping[str, str]) -> LLMError:
+        """The typed error for a non-2xx answer."""
+        cls = error_for_status(status)
+        return cls(self.name, self.error_message(status, data, text), status, self.retry_after(headers, data))
+
+    def retry_after(self, headers: Mapping[str, str], data: Any) -> float | None:
+        """Seconds to wait before retrying, from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
+        ms = headers.get("retry-after-ms")
+        if ms:
+            try:
+                return max(0.0, float(ms) / 1000)
+            except ValueError:
+                pass
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            return max(0.0, parsed.timestamp() - time.time()) if parsed else None
