@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kdeps.engine.request import RequestData
+if TYPE_CHECKING:
+    from kdeps.engine.request import RequestData
 
 
 class ActionContext(Protocol):

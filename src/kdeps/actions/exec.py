@@ -13,7 +13,9 @@ DEFAULT_TIMEOUT = 60.0
 async def run(ctx: ActionContext, config: Any) -> Any:
     command = str(ctx.render(config.command, bare=False))
     args = [str(a) for a in ctx.render(list(config.args or []), bare=False)]
-    argv = ["/bin/sh", "-c", command, "sh", *args] if not args else ["/bin/sh", "-c", command + ' "$@"', "sh", *args]
+    if args:
+        command += ' "$@"'  # args reach the command as positional parameters, never re-parsed
+    argv = ["/bin/sh", "-c", command, "sh", *args]
     cwd = ctx.render(config.working_dir, bare=False) if getattr(config, "working_dir", None) else None
     if cwd:
         cwd = str((ctx.workflow_dir / cwd).resolve())

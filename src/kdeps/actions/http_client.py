@@ -20,7 +20,7 @@ BODY_CAP = 32 * 1024 * 1024
 
 
 async def run(ctx: ActionContext, config: Any) -> Any:
-    from kdeps.llm.transport import shared_session
+    from kdeps.llm.transport import get_session
 
     method = str(ctx.render(config.method or "GET", bare=False)).upper()
     url = str(ctx.render(config.url, bare=False))
@@ -42,7 +42,7 @@ async def run(ctx: ActionContext, config: Any) -> Any:
     max_delay = float(getattr(retry, "max_backoff", None) or 30.0) if retry else 30.0
     retry_on = set(getattr(retry, "retry_on", None) or DEFAULT_RETRY_ON) if retry else set()
     follow = True if config.follow_redirects is None else bool(config.follow_redirects)
-    session = await shared_session()
+    session = get_session()
     for attempt in range(1, attempts + 1):
         try:
             async with session.request(method, url, headers=headers, params=params, data=body,
@@ -53,7 +53,7 @@ async def run(ctx: ActionContext, config: Any) -> Any:
                     raise ResourceError(ctx.resource_id, f"response from {url} is over {BODY_CAP} bytes", 502)
                 status, resp_headers = resp.status, dict(resp.headers)
                 content_type = resp.headers.get("Content-Type", "")
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             failure = ResourceError(ctx.resource_id, f"{method} {url} timed out after {timeout:g}s", 504)
         except aiohttp.ClientError as err:
             failure = ResourceError(ctx.resource_id, f"{method} {url} failed: {err}", 502)

@@ -35,7 +35,7 @@ async def run_process(ctx: ActionContext, argv: list[str], *, env: dict[str, str
         raise ResourceError(ctx.resource_id, f"cannot start {argv[0]}: {err.strerror}", 500) from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         _kill(proc)
         await proc.wait()
         raise ResourceError(ctx.resource_id, f"timed out after {timeout:g}s", 504) from None

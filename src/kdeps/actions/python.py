@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from kdeps.actions.base import ActionContext
@@ -22,8 +21,8 @@ async def run(ctx: ActionContext, config: Any) -> Any:
         source = path.read_text()
     else:
         source = config.script or ""
-    # KDeps splices `{{ }}` values straight into the code: render non-strings as Python literals
-    # so `data = {{ get('x') }}` yields valid Python for dicts, lists, booleans and nil.
+    # KDeps splices `{{ }}` values into the code. Here each value becomes a Python literal (or, inside
+    # quotes, escaped text), so `data = {{ get('x') }}` works for any JSON value and cannot inject code.
     code = _render_python(ctx, source)
     args = [str(a) for a in ctx.render(list(config.args or []), bare=False)]
     result = await run_process(ctx, [sys.executable, "-I", "-c", code, *args],
@@ -43,12 +42,22 @@ def _render_python(ctx: ActionContext, source: str) -> str:
             break
         out.append(source[pos:start])
         value = ctx.evaluate(source[start + 2:end].strip())
-        out.append(value if isinstance(value, str) else _literal(value))
+        before, after = source[start - 1:start], source[end + 2:end + 3]
+        if before == after and before in ("'", '"'):
+            out.append(_escaped(value, before))  # inside a string literal: stay inside it
+        else:
+            out.append(_literal(value))
         pos = end + 2
     out.append(source[pos:])
     return "".join(out)
 
 
+def _escaped(value: Any, quote: str) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    inner = json.dumps(text)[1:-1]  # JSON string escapes are valid Python escapes
+    return inner.replace("'", "\\'") if quote == "'" else inner
+
+
 def _literal(value: Any) -> str:
-    # json.loads(...) of a JSON literal is always a safe Python expression.
+    # A value spliced into code becomes an expression that rebuilds it, so no input can inject code.
     return f"__import__('json').loads({json.dumps(json.dumps(value, default=str))})"

@@ -40,12 +40,12 @@ def parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _maybe_json(value: str) -> Any:
-    if value[:1] in "{[" or value in ("true", "false", "null"):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value
+    # Only structured values and literals; a quoted JSON string keeps its quotes off as the user typed.
+    return decoded if not isinstance(decoded, str) else value
 
 
 def dump(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -42,7 +43,8 @@ def list_models(url: str | None) -> None:
     width = max(len(m.get("name", "")) for m in models)
     for model in models:
         size = model.get("size") or 0
-        click.echo(f"{model.get('name', ''):<{width}}  {size / 1e9:6.2f} GB  {model.get('modified_at', '')[:19]}")
+        modified = model.get("modified_at", "")[:19]
+        click.echo(f"{model.get('name', ''):<{width}}  {size / 1e9:6.2f} GB  {modified}")
 
 
 @command.command(name="pull")
@@ -87,7 +89,8 @@ class _Progress:
         if total:
             frac = min(1.0, done / total)
             bar = "#" * int(frac * 30)
-            line = f"{name}: {status[:24]:<24} [{bar:<30}] {frac:4.0%} {done / 1e6:7.1f}/{total / 1e6:.1f} MB"
+            sizes = f"{done / 1e6:7.1f}/{total / 1e6:.1f} MB"
+            line = f"{name}: {status[:24]:<24} [{bar:<30}] {frac:4.0%} {sizes}"
         else:
             line = f"{name}: {status}"
         if self.tty:
@@ -109,10 +112,8 @@ def _open(base: str, method: str, path: str, body: dict[str, Any] | None, timeou
         return urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as err:
         detail = err.read().decode("utf-8", "replace")
-        try:
+        with contextlib.suppress(ValueError):
             detail = json.loads(detail).get("error", detail)
-        except ValueError:
-            pass
         raise click.ClickException(f"Ollama at {base} answered HTTP {err.code}: {detail}") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)

@@ -85,4 +85,5 @@ def command(name: str, backend: str, model: str | None) -> None:
     (root / "workflow.yaml").write_text(WORKFLOW.format(name=root.name))
     (root / "resources" / "llm.yaml").write_text(LLM.format(backend=backend, model=model))
     (root / "resources" / "response.yaml").write_text(RESPONSE)
-    click.echo(f"Created {root}/ — try:\n  kdeps run {root} --once --input q='What is AI?'\n  kdeps run {root}")
+    click.echo(f"Created {root}/ — try:\n  kdeps run {root} --once --input q='What is AI?'\n"
+               f"  kdeps run {root}")

@@ -156,7 +156,7 @@ class Engine:
                 error = err
             except KdepsError as err:
                 error = _as_resource_error(aid, err)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 error = ResourceError(aid, f"timed out after {_action_timeout(run):g}s", 504)
             except Exception as err:  # an action bug: log it, answer a clean error
                 log.exception("resource %s failed unexpectedly", aid)

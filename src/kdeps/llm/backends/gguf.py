@@ -110,15 +110,17 @@ def resolve_model(model: str | None, base_dir: str) -> Path:
 
             path = Path(str(files(package) / filename))
         except ModuleNotFoundError:
-            raise BadRequestError("gguf", f"model '{name}' ships in the Python package "
-                                  f"'{package.replace('_', '-')}', which is not installed: {INSTALL_HINT}") from None
+            dist = package.replace("_", "-")
+            raise BadRequestError("gguf", f"model '{name}' ships in the Python package '{dist}', "
+                                  f"which is not installed: {INSTALL_HINT}") from None
     else:
         path = Path(name).expanduser()
         if not path.is_absolute():
             path = Path(base_dir or ".") / path
     if not path.is_file():
         known = ", ".join(sorted(ALIASES))
-        raise NotFoundError("gguf", f"model file not found: {path} (give a path to a .gguf file, or one of: {known})")
+        raise NotFoundError("gguf", f"model file not found: {path} "
+                            f"(give a path to a .gguf file, or one of: {known})")
     return path
 
 

@@ -1,0 +1,3 @@
+from kdeps.cli.main import main
+
+main()

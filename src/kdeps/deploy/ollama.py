@@ -1,0 +1,59 @@
+"""The one rule that decides whether a Docker image gets Ollama.
+
+Ollama is installed when `installOllama` is not false and at least one of: a chat resource
+uses the ollama backend (or names no backend, ollama being the default), `agentSettings.models`
+is non-empty, or `installOllama: true`. `installOllama: false` wins over everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+OLLAMA_BACKEND = "ollama"
+
+
+@dataclass(frozen=True)
+class OllamaDecision:
+    """Whether Ollama goes into the image, and a sentence saying why."""
+
+    needed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.needed
+
+
+def chat_backends(project: Any) -> dict[str, set[str]]:
+    """Map each resource id with a chat action to the backends it may call: its own (lower case;
+    '' when absent, meaning ollama) and those its fallbacks name."""
+    backends: dict[str, set[str]] = {}
+    for rid, resource in project.resources.items():
+        run = getattr(resource, "run", None)
+        chat = getattr(run, "chat", None) if run is not None else None
+        if chat is None:
+            continue
+        names = {(getattr(chat, "backend", None) or "").strip().lower()}
+        # A fallback without a backend keeps the primary one, so only named ones add to the set.
+        fallbacks = getattr(chat, "fallback", None) or []
+        names |= {str(fb.backend).strip().lower() for fb in fallbacks if fb.backend}
+        backends[rid] = names
+    return backends
+
+
+def needs_ollama(project: Any) -> OllamaDecision:
+    """Apply the seed's rule to a loaded project (pure: reads the project, touches nothing)."""
+    settings = project.workflow.settings.agent_settings
+    install = getattr(settings, "install_ollama", None) if settings is not None else None
+    models = list(getattr(settings, "models", None) or []) if settings is not None else []
+    if install is False:
+        return OllamaDecision(False, "installOllama: false")
+    users = sorted(rid for rid, names in chat_backends(project).items() if names & {"", OLLAMA_BACKEND})
+    if users:
+        return OllamaDecision(True, "chat resource(s) " + ", ".join(users) + " use the ollama backend "
+                                    "(named or by default)")
+    if models:
+        return OllamaDecision(True, "agentSettings.models lists " + ", ".join(models))
+    if install is True:
+        return OllamaDecision(True, "installOllama: true")
+    return OllamaDecision(False, "no chat resource uses Ollama and no models are listed")
