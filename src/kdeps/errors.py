@@ -16,7 +16,12 @@ class SpecError(KdepsError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}: " if self.file else ""
+        if not self.file:
+            where = ""
+        elif self.line:
+            where = f"{self.file}:{self.line}:{self.col}: "
+        else:
+            where = f"{self.file}: "
         hint = f" (did you mean '{self.suggestion}'?)" if self.suggestion else ""
         return f"{where}{self.message}{hint}"
 

@@ -1,0 +1,415 @@
+"""Load an agent folder (workflow.yaml + resources/*.yaml) into validated models.
+
+Every problem found is reported, each with file:line:col, as one `SpecErrors`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
+
+from kdeps.errors import SpecError, SpecErrors
+from kdeps.spec.models import ACTIONS, Resource, Workflow
+from kdeps.spec.yamlio import Document, read_documents
+
+WORKFLOW_FILES = ("workflow.yaml", "workflow.yml")
+_ACTION_KEYS = {name for a in ACTIONS for name in (a, to_camel(a))}
+
+
+@dataclass
+class Project:
+    """A loaded agent: its workflow and resources, plus where each resource was declared."""
+
+    root: Path
+    workflow_file: Path
+    workflow: Workflow
+    resources: dict[str, Resource] = field(default_factory=dict)
+    locations: dict[str, tuple[Path, int]] = field(default_factory=dict)
+
+    @property
+    def target(self) -> Resource:
+        """The resource named by metadata.targetActionId."""
+        return self.resources[self.workflow.metadata.target_action_id]
+
+
+def find_workflow_file(path: str | os.PathLike[str]) -> Path:
+    """`path` itself if it is a file, else the workflow.yaml (or .yml) inside the folder `path`."""
+    p = Path(path)
+    if p.is_dir():
+        for name in WORKFLOW_FILES:
+            if (p / name).is_file():
+                return p / name
+        raise SpecErrors([SpecError(f"no workflow.yaml in folder {p}")])
+    if not p.exists():
+        raise SpecErrors([SpecError(f"no such file or folder: {p}")])
+    return p
+
+
+def load_project(path: str | os.PathLike[str]) -> Project:
+    """Load and validate the agent at `path` (a workflow.yaml or its folder).
+    Raises `SpecErrors` listing every error found, sorted by file and line."""
+    workflow_file = find_workflow_file(path)
+    root_shown = workflow_file.parent
+    errors: list[SpecError] = []
+
+    files = [workflow_file]
+    res_dir = root_shown / "resources"
+    if res_dir.is_dir():
+        files += sorted(p for p in res_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+    workflow: Workflow | None = None
+    workflow_doc: Document | None = None
+    entries: list[_Entry] = []
+    lost_documents = False  # a YAML syntax error hides documents: don't report names they may define
+
+    for file in files:
+        shown = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(SpecError(f"cannot read {shown}: {exc}"))
+            continue
+        in_workflow_file = file == workflow_file
+        before = len(errors)
+        file_docs = read_documents(text, shown, errors)
+        lost_documents |= any(e.message.startswith("YAML") for e in errors[before:])
+        for doc in file_docs:
+            kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+            if kind == "Workflow" or (kind is None and in_workflow_file and workflow_doc is None):
+                if not in_workflow_file:
+                    line, col = doc.value_mark(("kind",))
+                    msg = "a Workflow document belongs in workflow.yaml, not in resources/"
+                    errors.append(SpecError(msg, shown, line, col))
+                elif workflow_doc is not None:
+                    msg = "more than one Workflow document in workflow.yaml"
+                    errors.append(SpecError(msg, shown, doc.line, doc.col))
+                else:
+                    workflow_doc = doc
+                    workflow = _validate(Workflow, doc, shown, errors)
+            else:
+                entries.append(_Entry(doc, file, _validate(Resource, doc, shown, errors)))
+
+    if workflow_doc is None and not any(e.file == str(workflow_file) for e in errors):
+        errors.append(SpecError("workflow.yaml has no Workflow document", str(workflow_file), 1, 1))
+
+    # Cross-resource checks read the raw data, so they also cover documents that failed validation.
+    by_id: dict[str, _Entry] = {}
+    for entry in entries:
+        aid = entry.action_id
+        if aid is None:
+            continue
+        if aid in by_id:
+            first = by_id[aid]
+            line, col = entry.doc.value_mark(("metadata", "actionId"))
+            msg = f"duplicate actionId '{aid}' (first defined at {first.file}:{first.doc.line})"
+            errors.append(SpecError(msg, str(entry.file), line, col))
+        else:
+            by_id[aid] = entry
+    _check_references(by_id, errors, check_names=not lost_documents)
+    if workflow_doc is not None and not lost_documents:
+        meta = workflow_doc.data.get("metadata")
+        target = meta.get("targetActionId") if isinstance(meta, dict) else None
+        if isinstance(target, str) and target not in by_id:
+            line, col = workflow_doc.value_mark(("metadata", "targetActionId"))
+            msg = f"targetActionId '{target}' names no resource" + _known(by_id)
+            errors.append(SpecError(msg, str(workflow_file), line, col, _closest(target, by_id)))
+
+    if errors:
+        errors.sort(key=lambda e: (e.file != str(workflow_file), e.file, e.line, e.col))
+        raise SpecErrors(errors)
+    assert workflow is not None
+    resources = {aid: e.resource for aid, e in by_id.items() if e.resource is not None}
+    return Project(
+        root=workflow_file.parent.resolve(),
+        workflow_file=workflow_file.resolve(),
+        workflow=workflow,
+        resources=resources,
+        locations={aid: (e.file.resolve(), e.doc.line) for aid, e in by_id.items()},
+    )
+
+
+@dataclass
+class _Entry:
+    """A resource document, validated or not."""
+
+    doc: Document
+    file: Path
+    resource: Resource | None
+
+    @property
+    def action_id(self) -> str | None:
+        meta = self.doc.data.get("metadata") if isinstance(self.doc.data, dict) else None
+        aid = meta.get("actionId") if isinstance(meta, dict) else None
+        return aid if isinstance(aid, str) else None
+
+    def get(self, *path: str) -> Any:
+        cur: Any = self.doc.data
+        for part in path:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        return cur
+
+    def requires(self) -> list[str]:
+        req = self.get("metadata", "requires")
+        req = [req] if isinstance(req, str) else req
+        return [r for r in req if isinstance(r, str)] if isinstance(req, list) else []
+
+
+# ---------------------------------------------------------------- cross-resource checks
+
+
+def _check_references(by_id: dict[str, _Entry], errors: list[SpecError], check_names: bool) -> None:
+    for entry in by_id.values():
+        doc, file = entry.doc, str(entry.file)
+        raw_req = entry.get("metadata", "requires")
+        for i, dep in enumerate(entry.requires()):
+            if check_names and dep not in by_id:
+                path = ("metadata", "requires", i) if isinstance(raw_req, list) else ("metadata", "requires")
+                line, col = doc.value_mark(path)
+                msg = f"requires '{dep}', but no resource has that actionId" + _known(by_id)
+                errors.append(SpecError(msg, file, line, col, _closest(dep, by_id)))
+        run = entry.get("run")
+        if isinstance(run, dict):
+            present = [k for k in run if k in _ACTION_KEYS and run[k] is not None]
+            if len(present) > 1:
+                line, col = doc.key_mark(("run", present[1]))
+                msg = f"a resource has one action, but this one has {len(present)}: " + " and ".join(present)
+                errors.append(SpecError(msg, file, line, col))
+        tools = entry.get("run", "chat", "tools")
+        for i, tool in enumerate(tools if isinstance(tools, list) else []):
+            script = tool.get("script") if isinstance(tool, dict) else None
+            if check_names and isinstance(script, str) and script not in by_id:
+                line, col = doc.value_mark(("run", "chat", "tools", i, "script"))
+                msg = f"tool '{tool.get('name')}' runs '{script}', but no resource has that actionId"
+                errors.append(SpecError(msg + _known(by_id), file, line, col, _closest(script, by_id)))
+    for cycle in _cycles({aid: e.requires() for aid, e in by_id.items()}):
+        first = by_id[cycle[0]]
+        line, col = first.doc.key_mark(("metadata", "requires"))
+        errors.append(SpecError("dependency cycle: " + " -> ".join(cycle), str(first.file), line, col))
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Each dependency cycle once, as [a, b, …, a], starting from the first resource in file order."""
+    order = {aid: i for i, aid in enumerate(graph)}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+    found: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+
+    def visit(aid: str) -> None:
+        state[aid] = 1
+        stack.append(aid)
+        for dep in graph[aid]:
+            if dep not in graph:
+                continue
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep) :]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+                    cycle = cycle[start:] + cycle[:start]
+                    found.append([*cycle, cycle[0]])
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[aid] = 2
+
+    for aid in graph:
+        if aid not in state:
+            visit(aid)
+    return found
+
+
+def _known(names: dict[str, Any]) -> str:
+    if not names:
+        return " (no resources are defined)"
+    listed = ", ".join(list(names)[:12])
+    return f" (known: {listed}{', …' if len(names) > 12 else ''})"
+
+
+def _closest(word: str, options: Any) -> str | None:
+    options = list(options)
+    lowered = {o.lower(): o for o in options}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+# ---------------------------------------------------------------- pydantic errors -> SpecError
+
+_TYPE_NAMES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+_EXPECTED = {
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+
+_PATTERN_HINTS = {
+    "path": "must start with '/'",
+    "actionId": "must start with a letter or _ and use only letters, digits, _ . -",
+    "name": "must be 1-64 letters, digits, _ or -",
+}
+
+
+def _validate(model: type[BaseModel], doc: Document, file: str, errors: list[SpecError]) -> Any:
+    if not isinstance(doc.data, dict):
+        errors.append(
+            SpecError(
+                f"a {model.__name__} document must be a mapping, got "
+                f"{_TYPE_NAMES.get(type(doc.data), type(doc.data).__name__)}",
+                file,
+                doc.line,
+                doc.col,
+            )
+        )
+        return None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False, include_context=True):
+            errors.append(_convert(model, err, doc, file))
+        return None
+
+
+def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The YAML path of a pydantic error location (dropping union tags and the like)."""
+    path: list[str | int] = []
+    cur = data
+    for part in loc:
+        in_dict = isinstance(cur, dict) and part in cur
+        if in_dict or (isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)):
+            cur = cur[part]
+            path.append(part)
+        elif isinstance(cur, dict) and isinstance(part, str):
+            path.append(part)  # a missing or unknown key: the last element
+            break
+    return tuple(path)
+
+
+def _model_at(model: type[BaseModel], path: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `path`, if any."""
+    tp: Any = model
+    for part in path:
+        tp = _unwrap(tp, part)
+        if tp is None:
+            return None
+    return _as_model(tp)
+
+
+def _as_model(tp: Any) -> type[BaseModel] | None:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in typing.get_args(tp):
+        found = _as_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unwrap(tp: Any, part: str | int) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0], part)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            found = _unwrap(arg, part)
+            if found is not None:
+                return found
+        return None
+    if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str):
+        name = {f.alias or n: n for n, f in tp.model_fields.items()}.get(part, part)
+        field_info = tp.model_fields.get(name)
+        return field_info.annotation if field_info else None
+    if origin is list and isinstance(part, int):
+        return typing.get_args(tp)[0]
+    if origin is dict and isinstance(part, str):
+        return typing.get_args(tp)[1]
+    return None
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _convert(model: type[BaseModel], err: dict[str, Any], doc: Document, file: str) -> SpecError:
+    kind = err["type"]
+    path = _data_path(doc.data, tuple(err["loc"]))
+    where = _dotted(path)
+    ctx = err.get("ctx") or {}
+    suggestion = ctx.get("suggestion")
+
+    if kind == "extra_forbidden":
+        key = str(path[-1])
+        parent = path[:-1]
+        owner = _model_at(model, parent)
+        allowed = owner.yaml_keys() if owner is not None and hasattr(owner, "yaml_keys") else []
+        if parent == ("run",) and key == "sql":
+            msg = "the sql action is not supported (query the database from a python or exec resource)"
+        else:
+            msg = f"unknown key '{key}'" + (f" in {_dotted(parent)}" if parent else "")
+            suggestion = _closest(key, allowed)
+        line, col = doc.key_mark(path)
+        return SpecError(msg, file, line, col, suggestion)
+
+    if kind == "missing":
+        key = str(path[-1])
+        parent = path[:-1]
+        line, col = doc.key_mark(parent) if parent else (doc.line, doc.col)
+        return SpecError(
+            f"missing required key '{key}'" + (f" in {_dotted(parent)}" if parent else ""), file, line, col
+        )
+
+    line, col = doc.value_mark(path)
+    got = err.get("input")
+    got_name = _TYPE_NAMES.get(type(got), type(got).__name__)
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
+        shown = f"'{got}'" if isinstance(got, str) and len(got) <= 40 else got_name
+        return SpecError(
+            f"{where}: invalid value {shown}; expected one of: {', '.join(options)}",
+            file,
+            line,
+            col,
+            _closest(str(got), options) if isinstance(got, str) else None,
+        )
+    if kind == "string_pattern_mismatch" and path and path[-1] in _PATTERN_HINTS:
+        return SpecError(f"{where}: {_PATTERN_HINTS[path[-1]]}, got '{got}'", file, line, col)
+    if kind in _EXPECTED:
+        return SpecError(f"{where}: expected {_EXPECTED[kind]}, got {got_name}", file, line, col)
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if msg[:1].isupper() and not msg[1:2].isupper():
+        msg = msg[0].lower() + msg[1:]
+    return SpecError(f"{where}: {msg}" if where else msg, file, line, col, suggestion)

@@ -1,0 +1,702 @@
+"""Pydantic models of workflow.yaml and resource files.
+
+Attributes are snake_case; the YAML keys are their camelCase aliases. Unknown keys are errors.
+Templated values (`"{{ get('q') }}"`) and bare expressions are kept as plain strings: rendering
+happens when a request runs, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from kdeps.spec.backends import BACKENDS
+from kdeps.spec.units import parse_byte_size, parse_duration
+
+API_VERSION = "kdeps.io/v1"
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
+ACTIONS = ("chat", "http_client", "python", "exec", "api_response")
+
+
+# ---------------------------------------------------------------- reusable field types
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise PydanticCustomError("duration", str(exc)) from None
+
+
+def _byte_size(value: Any) -> int:
+    try:
+        return parse_byte_size(value)
+    except ValueError as exc:
+        raise PydanticCustomError("byte_size", str(exc)) from None
+
+
+def _scalar_to_str(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    """Let a single string stand for a one-element list (`requires: other`)."""
+    return [value] if isinstance(value, str) else value
+
+
+def _method(value: Any) -> Any:
+    if isinstance(value, str):
+        upper = value.strip().upper()
+        if upper not in HTTP_METHODS:
+            raise PydanticCustomError(
+                "http_method",
+                "invalid HTTP method '{value}'; expected one of: {allowed}",
+                {"value": value, "allowed": ", ".join(HTTP_METHODS)},
+            )
+        return upper
+    return value
+
+
+def _backend(value: Any) -> Any:
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name not in BACKENDS:
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, BACKENDS, n=1)
+            raise PydanticCustomError(
+                "unknown_backend",
+                "unknown backend '{value}'; valid backends: {allowed}",
+                {"value": value, "allowed": ", ".join(BACKENDS), "suggestion": close[0] if close else None},
+            )
+        return name
+    return value
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": r"^\s*((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d))+\s*$|^\s*\d+(\.\d*)?\s*$",
+                },
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "Duration: 30s, 1m30s, 500ms, 24h, or a number of seconds.",
+        }
+    ),
+]
+"""Seconds as a float; YAML may say `60s`, `1m30s`, `500ms`, `24h` or a bare number of seconds."""
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(_byte_size),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}],
+            "description": "Bytes, or a size such as 512KB, 10MB, 1GB.",
+        }
+    ),
+]
+
+ScalarStr = Annotated[
+    str,
+    BeforeValidator(_scalar_to_str),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
+"""A string; YAML numbers and booleans are accepted and kept as their text (`true`, `42`)."""
+
+StrList = Annotated[
+    list[ScalarStr],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema(
+        {"anyOf": [{"type": "array", "items": {"type": ["string", "number", "boolean"]}}, {"type": "string"}]}
+    ),
+]
+"""A list of strings; a single string is read as a one-element list."""
+
+Method = Annotated[
+    str,
+    BeforeValidator(_method),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": list(HTTP_METHODS)},
+                {"type": "string", "pattern": "^(" + "|".join(m.lower() for m in HTTP_METHODS) + ")$"},
+            ],
+            "description": "HTTP method (case-insensitive).",
+        }
+    ),
+]
+
+Backend = Annotated[
+    str, BeforeValidator(_backend), WithJsonSchema({"type": "string", "enum": list(BACKENDS)})
+]
+
+
+_ALIAS_MAPS: dict[type, dict[str, str]] = {}
+
+
+def _default(cls: type[BaseModel]) -> Any:
+    """Default factory that skips validation (defaults are valid), so no validator is built for it."""
+    return cls.model_construct
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: camelCase keys, unknown keys rejected, `key: null` means "not set"."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        coerce_numbers_to_str=True,
+        defer_build=True,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        # An empty YAML value (`requires:`) means "use the default", except where null is meaningful
+        # (fields whose default is None, such as onError.fallback, keep the explicit null).
+        if isinstance(data, dict) and None in data.values():
+            fields = cls.model_fields
+            by_alias = cls._alias_map()
+            out = {}
+            for key, value in data.items():
+                name = by_alias.get(key, key)
+                field = fields.get(name)
+                if (
+                    value is None
+                    and field is not None
+                    and not field.is_required()
+                    and (field.default is not None or field.default_factory is not None)
+                ):
+                    continue
+                out[key] = value
+            return out
+        return data
+
+    @classmethod
+    def _alias_map(cls) -> dict[str, str]:
+        cached = _ALIAS_MAPS.get(cls)
+        if cached is None:
+            cached = _ALIAS_MAPS[cls] = {f.alias or n: n for n, f in cls.model_fields.items()}
+        return cached
+
+    @classmethod
+    def yaml_keys(cls) -> list[str]:
+        """The YAML keys this model accepts (the camelCase aliases)."""
+        return list(cls._alias_map())
+
+
+# ---------------------------------------------------------------- workflow.yaml
+
+
+class Route(SpecModel):
+    """An HTTP route of the API server."""
+
+    path: str = Field(
+        pattern=r"^/", description="URL path, e.g. /api/v1/chat; `:name` marks a path parameter."
+    )
+    methods: list[Method] = Field(
+        default_factory=lambda: ["GET", "POST"], description="Allowed HTTP methods."
+    )
+
+
+class Cors(SpecModel):
+    """Cross-origin (CORS) settings of the API server."""
+
+    enable_cors: bool = Field(False, description="Send CORS headers and answer preflight requests.")
+    allow_origins: StrList = Field(default_factory=list, description='Allowed origins; "*" allows any.')
+    allow_methods: list[Method] = Field(
+        default_factory=list, description="Allowed methods (default: the route's)."
+    )
+    allow_headers: StrList = Field(default_factory=list, description="Request headers a browser may send.")
+    expose_headers: StrList = Field(default_factory=list, description="Response headers a browser may read.")
+    allow_credentials: bool = Field(True, description="Allow cookies and HTTP authentication.")
+    max_age: Duration = Field(
+        43200.0, description="How long browsers may cache a preflight answer (default 12h)."
+    )
+
+
+class ApiServer(SpecModel):
+    """The HTTP API that serves the workflow."""
+
+    host_ip: str = Field("127.0.0.1", description="Address to bind.")
+    port_num: int = Field(3000, ge=1, le=65535, description="Port to listen on.")
+    routes: list[Route] = Field(default_factory=list, description="Routes that run the workflow.")
+    cors: Cors = Field(default_factory=_default(Cors))
+    trusted_proxies: StrList = Field(
+        default_factory=list, description="Proxies (IPs or CIDRs) whose X-Forwarded-For is believed."
+    )
+    auth_token: str | None = Field(
+        None,
+        description="If set, requests need `Authorization: Bearer <token>`; "
+        "may be a template such as {{ get('TOKEN','env') }}.",
+    )
+    max_body_size: ByteSize | None = Field(
+        None, description="Largest accepted request body (bytes or e.g. 10MB)."
+    )
+    max_concurrent_requests: int | None = Field(
+        None, ge=1, description="Requests handled at once; more wait."
+    )
+
+
+class WebRoute(SpecModel):
+    """A web server route: static files or a reverse proxy to a local app."""
+
+    path: str = Field(pattern=r"^/", description="URL path prefix.")
+    server_type: Literal["static", "app"] = Field(
+        description="`static` serves files; `app` proxies to appPort."
+    )
+    public_path: str | None = Field(
+        None, description="Directory (relative to the workflow) to serve or run in."
+    )
+    app_port: int | None = Field(None, ge=1, le=65535, description="Port of the proxied app.")
+    command: str | None = Field(None, description="Command that starts the proxied app.")
+
+    @model_validator(mode="after")
+    def _check(self) -> WebRoute:
+        if self.server_type == "static" and not self.public_path:
+            raise ValueError("a static route needs publicPath")
+        if self.server_type == "app" and self.app_port is None:
+            raise ValueError("an app route needs appPort")
+        return self
+
+
+class WebServer(SpecModel):
+    """Static files and proxied web apps served next to the API."""
+
+    host_ip: str = Field("127.0.0.1", description="Address to bind.")
+    port_num: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
+    routes: list[WebRoute] = Field(default_factory=list)
+    trusted_proxies: StrList = Field(default_factory=list)
+
+
+class AgentSettings(SpecModel):
+    """Runtime and image settings of the agent."""
+
+    timezone: str = Field("Etc/UTC", description="Timezone of the container.")
+    models: StrList = Field(
+        default_factory=list, description="Ollama models to pull (or bake in with offlineMode)."
+    )
+    ollama_url: str | None = Field(None, description="Ollama base URL (default http://localhost:11434).")
+    install_ollama: bool | None = Field(
+        None, description="Install Ollama in the image; unset = decide from the resources and models."
+    )
+    offline_mode: bool = Field(False, description="Bake models into the image.")
+    ollama_image_tag: str | None = Field(None, description="Ollama version to install.")
+    python_version: str = Field("3.12", description='Python version of the image (quote it: "3.12").')
+    python_packages: StrList = Field(default_factory=list, description="pip packages to install.")
+    requirements_file: str | None = None
+    pyproject_file: str | None = None
+    lock_file: str | None = None
+    os_packages: StrList = Field(default_factory=list, description="System packages (apt/apk).")
+    repositories: StrList = Field(default_factory=list, description="Extra package repositories.")
+    base_os: Literal["alpine", "ubuntu", "debian"] | None = Field(
+        None, alias="baseOS", description="Base OS of the image."
+    )
+    env: dict[str, ScalarStr] = Field(default_factory=dict, description="Environment variables of the agent.")
+    args: dict[str, ScalarStr] = Field(default_factory=dict, description="Docker build arguments.")
+
+
+class Session(SpecModel):
+    """Per-client session storage (get/set with the 'session' scope)."""
+
+    type: Literal["sqlite", "memory", "redis"] = Field(
+        "sqlite", description="Store: sqlite, memory or redis."
+    )
+    path: str | None = Field(None, description="SQLite file (default .kdeps/sessions.db).")
+    url: str | None = Field(None, description="Redis URL, e.g. redis://localhost:6379/0.")
+    ttl: Duration = Field(1800.0, description="Session lifetime (default 30m).")
+    cleanup_interval: Duration = Field(
+        300.0, description="How often expired sessions are removed (default 5m)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Session:
+        if self.type == "redis" and not self.url:
+            raise ValueError("a redis session needs url (e.g. redis://localhost:6379/0)")
+        return self
+
+
+class Settings(SpecModel):
+    """Server, agent and session settings."""
+
+    api_server_mode: bool = Field(False, description="Serve the workflow over HTTP.")
+    api_server: ApiServer = Field(default_factory=_default(ApiServer))
+    web_server_mode: bool = Field(False, description="Also run the web server.")
+    web_server: WebServer | None = None
+    agent_settings: AgentSettings = Field(default_factory=_default(AgentSettings))
+    session: Session | None = Field(None, description="Session storage; unset = default store.")
+    sql_connections: dict[str, Any] = Field(
+        default_factory=dict, description="Named SQL connections (accepted, not used by kdeps)."
+    )
+    openai_compat: bool = Field(
+        False, description="Also serve an OpenAI-compatible POST /v1/chat/completions."
+    )
+
+
+class WorkflowMetadata(SpecModel):
+    """Name and entry point of the workflow."""
+
+    name: ScalarStr = Field(description="Agent name.")
+    description: str = ""
+    version: ScalarStr = Field("1.0.0", description='Agent version (quote it: "1.0.0").')
+    target_action_id: str = Field(description="actionId of the resource whose output answers each request.")
+    workflows: StrList = Field(
+        default_factory=list, description="Imported workflows (accepted, not resolved)."
+    )
+
+
+class Workflow(SpecModel):
+    """workflow.yaml: metadata and settings of an agent."""
+
+    api_version: Literal["kdeps.io/v1"] = Field(API_VERSION, description="Always kdeps.io/v1.")
+    kind: Literal["Workflow"] = "Workflow"
+    metadata: WorkflowMetadata
+    settings: Settings = Field(default_factory=_default(Settings))
+
+
+# ---------------------------------------------------------------- resources: actions
+
+
+class ScenarioItem(SpecModel):
+    """One earlier message of the conversation."""
+
+    role: Literal["system", "user", "assistant"] = "user"
+    prompt: str = ""
+
+
+class ToolParameter(SpecModel):
+    """One argument of a tool, described to the model."""
+
+    type: Literal["string", "number", "integer", "boolean", "object", "array"] = "string"
+    description: str = ""
+    required: bool = False
+    items: dict[str, Any] | None = Field(None, description="JSON Schema of array items.")
+    enum: list[Any] | None = Field(None, description="Allowed values.")
+
+
+class Tool(SpecModel):
+    """A function the model may call; calling it runs the resource named by `script`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Function name shown to the model.")
+    description: str = ""
+    script: str = Field(description="actionId of the resource that runs the tool.")
+    parameters: dict[str, ToolParameter] = Field(default_factory=dict)
+
+
+class ChatRetry(SpecModel):
+    """Retries of a failed LLM call (connection errors, timeouts, 408/409/429/5xx)."""
+
+    max_attempts: int = Field(3, ge=1, description="Total attempts, the first included.")
+    initial_delay: Duration = 1.0
+    max_delay: Duration = 30.0
+    backoff_multiplier: float = Field(2.0, ge=1.0)
+
+
+class ChatFallback(SpecModel):
+    """Another backend/model to try when the primary one fails."""
+
+    backend: Backend | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+
+
+class Chat(SpecModel):
+    """Call a language model."""
+
+    backend: Backend | None = Field(None, description="LLM backend; unset means ollama.")
+    base_url: str | None = Field(None, description="Override the backend's URL.")
+    api_key: str | None = Field(None, description="API key or a template; default: the backend's env var.")
+    model: str | None = Field(None, description="Model name, e.g. llama3.2:1b, gpt-4o.")
+    prompt: str | None = Field(None, description="The prompt; may use {{ }} templates.")
+    role: Literal["user", "assistant", "system"] = "user"
+    scenario: list[ScenarioItem] = Field(default_factory=list, description="Messages sent before the prompt.")
+    context_length: int | None = Field(None, ge=1)
+    temperature: float | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    json_response: bool = Field(False, description="Ask for a JSON object and parse it.")
+    json_response_keys: StrList = Field(default_factory=list, description="Keys the JSON answer must have.")
+    tools: list[Tool] = Field(default_factory=list)
+    files: StrList = Field(default_factory=list, description="Images to attach (paths or templates).")
+    retry: ChatRetry | None = None
+    timeout_duration: Duration | None = None
+    stream: bool = Field(False, description="Stream the answer (server-sent events) when this is the target.")
+    fallback: list[ChatFallback] = Field(default_factory=list)
+    max_tool_rounds: int = Field(5, ge=1, description="Most model ↔ tool round trips per request.")
+
+
+class HttpAuth(SpecModel):
+    """Authentication of an outgoing HTTP request."""
+
+    type: Literal["bearer", "basic", "api_key", "oauth2"]
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    key: str | None = Field(None, description="api_key: the header name, e.g. X-API-Key.")
+    value: str | None = Field(None, description="api_key: the header value.")
+
+    @model_validator(mode="after")
+    def _check(self) -> HttpAuth:
+        need = {
+            "bearer": ("token",),
+            "oauth2": ("token",),
+            "basic": ("username",),
+            "api_key": ("key", "value"),
+        }[self.type]
+        missing = [to_camel(n) for n in need if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"{self.type} auth needs {' and '.join(missing)}")
+        return self
+
+
+class HttpRetry(SpecModel):
+    """Retries of an outgoing HTTP request."""
+
+    max_attempts: int = Field(3, ge=1, description="Total attempts, the first included.")
+    backoff: Duration = Field(1.0, description="First delay; doubles each retry.")
+    max_backoff: Duration = 30.0
+    retry_on: list[int] = Field(
+        default_factory=list, description="Status codes to retry (default 429 and 5xx)."
+    )
+
+
+class HttpCache(SpecModel):
+    """Response cache settings (accepted; see the httpClient action for support)."""
+
+    enabled: bool = True
+    ttl: Duration = 300.0
+    key: str | None = None
+
+
+class HttpTls(SpecModel):
+    """TLS options of an outgoing request."""
+
+    insecure_skip_verify: bool = False
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+
+
+class HttpClient(SpecModel):
+    """Send an HTTP request."""
+
+    method: Method = "GET"
+    url: str
+    headers: dict[str, ScalarStr] = Field(default_factory=dict)
+    params: dict[str, ScalarStr] = Field(default_factory=dict, description="Query string parameters.")
+    data: Any = Field(None, description="Request body; a mapping or list is sent as JSON.")
+    auth: HttpAuth | None = None
+    retry: HttpRetry | None = None
+    timeout_duration: Duration | None = None
+    follow_redirects: bool = True
+    proxy: str | None = None
+    tls: HttpTls | None = None
+    cache: HttpCache | None = None
+
+
+class Python(SpecModel):
+    """Run a Python script; its stdout (parsed as JSON when it is JSON) is the output."""
+
+    script: str | None = Field(None, description="Inline script; may use {{ }} templates.")
+    script_file: str | None = Field(None, description="Path of a .py file, relative to the workflow.")
+    args: StrList = Field(default_factory=list)
+    env: dict[str, ScalarStr] = Field(default_factory=dict)
+    venv_name: str | None = Field(None, description="Virtual environment to run in.")
+    timeout_duration: Duration | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Python:
+        if (self.script is None) == (self.script_file is None):
+            raise ValueError("python needs exactly one of script or scriptFile")
+        return self
+
+
+class Exec(SpecModel):
+    """Run a shell command; its stdout (parsed as JSON when it is JSON) is the output."""
+
+    command: str
+    args: StrList = Field(default_factory=list)
+    env: dict[str, ScalarStr] = Field(default_factory=dict)
+    working_dir: str | None = None
+    timeout_duration: Duration | None = None
+
+
+def _success(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        return value
+    raise PydanticCustomError("success_type", "must be true, false or an expression")
+
+
+class ApiResponseMeta(SpecModel):
+    """Response metadata; headers are sent as HTTP headers."""
+
+    headers: dict[str, ScalarStr] = Field(default_factory=dict)
+    model: str | None = None
+    backend: str | None = None
+
+
+class ApiResponse(SpecModel):
+    """Shape the JSON answer of the API."""
+
+    success: Annotated[
+        bool | str, BeforeValidator(_success), WithJsonSchema({"type": ["boolean", "string"]})
+    ] = Field(True, description="true, false, or an expression.")
+    response: Any = Field(None, description="Response body; strings may be expressions or templates.")
+    meta: ApiResponseMeta | None = None
+    status_code: int | None = Field(None, ge=100, le=599, description="HTTP status (default 200).")
+
+
+# ---------------------------------------------------------------- resources: run block
+
+
+class PreflightErrorSpec(SpecModel):
+    """What to answer when a preflight validation fails."""
+
+    code: int = Field(400, ge=100, le=599)
+    message: str = "Validation failed"
+
+
+class PreflightCheck(SpecModel):
+    """Expressions that must all be true before the action runs."""
+
+    validations: StrList = Field(default_factory=list)
+    error: PreflightErrorSpec = Field(default_factory=_default(PreflightErrorSpec))
+
+
+class FieldRule(SpecModel):
+    """Rules for one input field."""
+
+    field: str | None = Field(None, description="Field name (only in `rules` lists).")
+    type: (
+        Literal["string", "number", "integer", "boolean", "object", "array", "email", "url", "uuid", "date"]
+        | None
+    ) = None
+    format: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min: float | None = None
+    max: float | None = None
+    enum: list[Any] | None = None
+    pattern: str | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    message: str | None = None
+
+
+class CustomRule(SpecModel):
+    """An expression that must hold, with the message shown when it does not."""
+
+    expr: str
+    message: str = "Validation failed"
+
+
+class InputValidation(SpecModel):
+    """Checks of the request's input fields (answered with 422 when they fail)."""
+
+    required: StrList = Field(default_factory=list)
+    properties: dict[str, FieldRule] = Field(default_factory=dict)
+    fields: dict[str, FieldRule] = Field(default_factory=dict)
+    rules: list[FieldRule] = Field(default_factory=list)
+    custom_rules: list[CustomRule] = Field(default_factory=list)
+
+
+class OnError(SpecModel):
+    """What to do when the resource fails."""
+
+    action: Literal["continue", "fail", "retry"] = "fail"
+    max_retries: int = Field(3, ge=0)
+    retry_delay: Duration = 1.0
+    fallback: Any = Field(
+        None,
+        description="Output used with action: continue (check model_fields_set "
+        "to tell `fallback: null` from no fallback).",
+    )
+    expr: StrList = Field(default_factory=list, description="Expressions run on error; `error` is available.")
+    when: StrList = Field(default_factory=list, description="Handle the error only if one of these holds.")
+
+
+class Run(SpecModel):
+    """How and when the resource runs, and its one action."""
+
+    restrict_to_http_methods: list[Method] = Field(default_factory=list)
+    restrict_to_routes: StrList = Field(default_factory=list)
+    allowed_headers: StrList = Field(default_factory=list)
+    allowed_params: StrList = Field(default_factory=list)
+    skip_condition: StrList = Field(default_factory=list, description="Skip the resource if any is true.")
+    preflight_check: PreflightCheck | None = None
+    validation: InputValidation | None = None
+    expr_before: StrList = Field(default_factory=list, description="Expressions run before the action.")
+    expr: StrList = Field(default_factory=list, description="Expressions run after the action.")
+    expr_after: StrList = Field(default_factory=list, description="Expressions run after `expr`.")
+    on_error: OnError | None = None
+    timeout_duration: Duration | None = None
+
+    chat: Chat | None = None
+    http_client: HttpClient | None = None
+    python: Python | None = None
+    exec: Exec | None = None
+    api_response: ApiResponse | None = None
+
+    @property
+    def action_type(self) -> str | None:
+        """snake_case name of the configured action (`chat`, `http_client`, …), or None."""
+        for name in ACTIONS:
+            if getattr(self, name) is not None:
+                return name
+        return None
+
+    @property
+    def action(self) -> Chat | HttpClient | Python | Exec | ApiResponse | None:
+        """The configured action model, or None for an expression-only resource."""
+        name = self.action_type
+        return getattr(self, name) if name else None
+
+
+def _items(value: Any) -> Any:
+    if value is None or isinstance(value, list | str):
+        return value
+    raise PydanticCustomError("items_type", "items must be a list or an expression string")
+
+
+class ResourceMetadata(SpecModel):
+    """Identity and dependencies of a resource."""
+
+    action_id: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+        description="Unique id; other resources use it in requires and get('id').",
+    )
+    name: str = ""
+    description: str = ""
+    category: str = ""
+    requires: StrList = Field(default_factory=list, description="actionIds that must run first.")
+
+
+class Resource(SpecModel):
+    """A resource file document: one step of the workflow."""
+
+    api_version: Literal["kdeps.io/v1"] = Field(API_VERSION, description="Always kdeps.io/v1.")
+    kind: Literal["Resource"] = "Resource"
+    metadata: ResourceMetadata
+    items: Annotated[
+        list[Any] | str | None, BeforeValidator(_items), WithJsonSchema({"type": ["array", "string"]})
+    ] = Field(None, description="Run once per item: a list, or an expression giving a list.")
+    run: Run = Field(default_factory=_default(Run))

@@ -1,0 +1,67 @@
+"""Parsing of durations ("1m30s") and byte sizes ("10MB") written in YAML. Pure functions, no imports."""
+
+from __future__ import annotations
+
+import re
+
+# Go's time.ParseDuration units, plus `d` (24h) because the session docs write "7d".
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)")
+_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])i?b?|b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_duration(value: object) -> float:
+    """Return `value` in seconds. Accepts a non-negative number (seconds) or a Go-style duration
+    string such as "60s", "1m30s", "500ms", "2.5s", "24h", "1h30m" (also "7d").
+    Raises ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"invalid duration {value!r}: expected e.g. 30s, 1m30s, 500ms or a number of seconds"
+        )
+    if isinstance(value, int | float):
+        if value < 0 or value != value:  # NaN check without importing math
+            raise ValueError(f"invalid duration {value!r}: must be zero or more seconds")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _NUMBER.fullmatch(text):
+            return float(text)
+        pos, total = 0, 0.0
+        while pos < len(text):
+            m = _DURATION_PART.match(text, pos)
+            if not m:
+                break
+            total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+            pos = m.end()
+        if text and pos == len(text):
+            return total
+    raise ValueError(f"invalid duration {value!r}: expected e.g. 30s, 1m30s, 500ms or a number of seconds")
+
+
+def parse_byte_size(value: object) -> int:
+    """Return `value` in bytes. Accepts an integer (bytes) or a string such as "512", "64KB", "10MB",
+    "1GiB" (K/M/G/T are powers of 1024). Raises ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid size {value!r}: expected bytes or e.g. 10MB")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"invalid size {value!r}: must not be negative")
+        return value
+    if isinstance(value, str):
+        m = _SIZE.fullmatch(value.strip())
+        if m:
+            return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
+    raise ValueError(f"invalid size {value!r}: expected bytes or e.g. 512KB, 10MB, 1GB")

@@ -1,0 +1,133 @@
+"""Read YAML documents into plain Python data while remembering where every key and value sits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+
+from kdeps.errors import SpecError
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+Path_ = tuple[str | int, ...]
+Mark = tuple[int, int]  # 1-based (line, column)
+
+
+@dataclass
+class Document:
+    """One YAML document: its data, where it starts, and the position of every key and value."""
+
+    data: Any
+    line: int
+    col: int
+    keys: dict[Path_, Mark] = field(default_factory=dict)
+    values: dict[Path_, Mark] = field(default_factory=dict)
+
+    def key_mark(self, path: Path_) -> Mark:
+        """Position of the key at `path` (the closest enclosing one if it is not in the file)."""
+        while path:
+            if path in self.keys:
+                return self.keys[path]
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return (self.line, self.col)
+
+    def value_mark(self, path: Path_) -> Mark:
+        """Position of the value at `path` (the closest enclosing one if it is not in the file)."""
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return (self.line, self.col)
+
+
+def _mark(node: yaml.Node) -> Mark:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, file: str, errors: list[SpecError]) -> None:
+        self.file = file
+        self.errors = errors
+        self.constructor = SafeConstructor()
+
+    def build(self, node: yaml.Node) -> Document:
+        doc = Document(data=None, line=_mark(node)[0], col=_mark(node)[1])
+        doc.data = self._value(node, (), doc)
+        return doc
+
+    def _value(self, node: yaml.Node, path: Path_, doc: Document) -> Any:
+        doc.values[path] = _mark(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, doc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self._value(item, (*path, i), doc) for i, item in enumerate(node.value)]
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            line, col = _mark(node)
+            self.errors.append(
+                SpecError(f"bad YAML value: {getattr(exc, 'problem', exc)}", self.file, line, col)
+            )
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_, doc: Document) -> dict[str, Any]:
+        own_keys = {id(k) for k, _ in node.value}  # keys written here, not merged in from an anchor
+        try:
+            self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merges
+        except yaml.YAMLError as exc:
+            line, col = _mark(node)
+            self.errors.append(
+                SpecError(f"bad YAML merge: {getattr(exc, 'problem', exc)}", self.file, line, col)
+            )
+        out: dict[str, Any] = {}
+        written: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                line, col = _mark(key_node)
+                self.errors.append(SpecError("mapping keys must be plain scalars", self.file, line, col))
+                continue
+            # The key's source text: `on:` stays "on" rather than YAML 1.1's True.
+            key = key_node.value
+            key_path = (*path, key)
+            if key in out and id(key_node) in own_keys and key in written:
+                line, col = _mark(key_node)
+                first = doc.keys[key_path]
+                self.errors.append(
+                    SpecError(
+                        f"duplicate key '{key}' (first defined at line {first[0]})", self.file, line, col
+                    )
+                )
+            if id(key_node) in own_keys:
+                written.add(key)
+            doc.keys[key_path] = _mark(key_node)
+            out[key] = self._value(value_node, key_path, doc)
+        return out
+
+
+def read_documents(text: str, file: str, errors: list[SpecError]) -> list[Document]:
+    """Parse every non-empty document of `text`. Syntax and structure problems are appended to
+    `errors` (with `file`, line and column); documents read before a syntax error are still returned."""
+    builder = _Builder(file, errors)
+    docs: list[Document] = []
+    try:
+        for node in yaml.compose_all(text, Loader=_Loader):
+            if node is None:
+                continue
+            doc = builder.build(node)
+            if doc.data is not None:
+                docs.append(doc)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = exc.problem or "invalid YAML"
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
+        errors.append(SpecError(f"YAML syntax error: {problem}", file, line, col))
+    except yaml.YAMLError as exc:
+        errors.append(SpecError(f"YAML error: {exc}", file, 1, 1))
+    return docs
