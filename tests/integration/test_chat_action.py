@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,6 +211,7 @@ async def test_missing_key_names_env_var_before_any_call(tmp_path: Path, openai:
 async def test_provider_error_message_and_key_redaction(tmp_path: Path, openai: OpenAICompatFake,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-secret-4242")
     res = await ask(agent(tmp_path, OPENAI + "    prompt: hi\n"))
     assert res.status == 502
@@ -329,3 +331,58 @@ async def test_concurrent_requests_do_not_share_state(tmp_path: Path, openai: Op
     assert all(r.status == 200 for r in results)
     prompts = sorted(r.json["messages"][-1]["content"] for r in openai.requests)
     assert prompts == sorted(f"n{i}" for i in range(8))
+
+
+async def test_streamed_tool_calls_and_usage_metadata(tmp_path: Path, openai: OpenAICompatFake) -> None:
+    resources = chat(OPENAI + """\
+    prompt: "{{ get('q') }}"
+    stream: true
+    tools:
+      - name: shout
+        description: Upper-case a word
+        script: shoutTool
+        parameters:
+          word:
+            type: string
+            required: true
+""", "llm")
+    resources["shoutTool"] = """\
+metadata:
+  actionId: shoutTool
+run:
+  apiResponse:
+    success: true
+    response:
+      shouted: "{{ upper(get('word')) }}"
+"""
+    resources["response"] = """\
+metadata:
+  actionId: response
+  requires: [llm]
+run:
+  apiResponse:
+    success: true
+    response:
+      text: get('llm')
+      usage: llm.usage('llm')
+"""
+    openai.call_tools(("shout", {"word": "hello"}))
+    openai.say("HELLO it is.")
+    events: list[dict[str, Any]] = []
+
+    async def emit(event: dict[str, Any]) -> None:
+        events.append(event)
+
+    res = await ask(make_agent(tmp_path, resources, target="response"), emit=emit, q="shout hello")
+    assert res.status == 200, res.body
+    data = res.body.get("data", res.body.get("response"))
+    assert data["text"] == "HELLO it is."
+    usage = data["usage"]
+    assert usage["calls"] == 2
+    (call,) = usage["tool_calls"]
+    assert call["name"] == "shout" and call["arguments"] == {"word": "hello"}
+    assert "HELLO" in call["result"] and call["is_error"] is False
+    assert (usage["input_tokens"], usage["output_tokens"]) == (20 + 11, 9 + 7)
+    tool_msg = openai.last.json["messages"][-1]
+    assert tool_msg["role"] == "tool" and "HELLO" in tool_msg["content"]
+    assert "".join(e["text"] for e in events if e.get("type") == "delta") == "HELLO it is."

@@ -56,7 +56,8 @@ class Provider:
 
 
 def _openai(name: str, model: str) -> Provider:
-    return Provider(name, model, f"{name.upper()}_API_KEY", DEFAULT_KEY, lambda: OpenAICompatFake(name), "openai")
+    env_var = f"{name.upper()}_API_KEY"
+    return Provider(name, model, env_var, DEFAULT_KEY, lambda: OpenAICompatFake(name), "openai")
 
 
 PROVIDERS = [
@@ -193,7 +194,8 @@ def chat_requests(fake: FakeServer) -> list[Recorded]:
 # -- tools ---------------------------------------------------------------------------------------------
 
 async def test_single_tool_call_runs_python_resource(tmp_path: Path, provider: Provider, fake: Any,
-                                                     items: ItemServer, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                     items: ItemServer,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOOKUP_URL", items.url)
     provider.call(fake, ("calculate", {"expression": "6 * 7"}))
     provider.say(fake, "The answer is 42.")
@@ -282,8 +284,6 @@ async def test_png_and_jpeg_from_disk(tmp_path: Path, provider: Provider, fake: 
 
 
 async def test_uploaded_file(tmp_path: Path, provider: Provider, fake: Any) -> None:
-    if provider.name == "deepseek":
-        pytest.skip("deepseek refuses images (covered above)")
     root = build(tmp_path, "vision", provider)
     upload_dir = tmp_path / "upload"
     upload_dir.mkdir()
@@ -291,6 +291,11 @@ async def test_uploaded_file(tmp_path: Path, provider: Provider, fake: Any) -> N
     shutil.copy(DATA / "vision/dot.jpg", saved)
     upload = UploadedFile(field="file", filename="holiday.jpg", path=str(saved), mime="image/jpeg",
                           size=saved.stat().st_size)
+    if provider.name == "deepseek":
+        res = await ask(root, files=[upload], image="holiday.jpg")
+        assert res.status == 400 and "deepseek" in res.body["error"]["message"]
+        assert chat_requests(fake) == []
+        return
     provider.say(fake, "A holiday snap.")
     res = await ask(root, files=[upload], image="holiday.jpg")
     assert res.status == 200, res.body

@@ -41,7 +41,7 @@ def command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, 
         fail("error: --input is only for --once")
     from kdeps.server import serve
 
-    serve(path, host=host, port=port, workers=workers, dev=dev, openai_compat=openai_compat)
+    serve(path, host=host, port=port, workers=workers, dev=dev, openai_compat=openai_compat, project=project)
 
 
 async def _once(project: Any, inputs: dict[str, Any], method: str | None, route: str | None) -> int:

@@ -41,3 +41,4 @@ class ResponseData:
     body: Any = None  # JSON-serialisable
     headers: dict[str, str] = field(default_factory=dict)
     session_changed: bool = False  # the server persists RequestData.session when True
+    resources: list[str] | None = None  # actionIds that ran, for the access log

@@ -46,13 +46,16 @@ class Engine:
         try:
             await self.run(state, emit=emit)
         except PreflightError as err:
-            return ResponseData(err.status, {"success": False, "error": {
-                "code": err.status, "message": err.message, "resource": err.resource}},
-                session_changed=state.session_changed)
+            response = ResponseData(err.status, {"success": False, "error": {
+                "code": err.status, "message": err.message, "resource": err.resource}})
         except ResourceError as err:
-            return ResponseData(err.status, {"success": False, "error": {
-                "resource": err.resource, "message": err.message}}, session_changed=state.session_changed)
-        return self._response(state)
+            response = ResponseData(err.status, {"success": False, "error": {
+                "resource": err.resource, "message": err.message}})
+        else:
+            response = self._response(state)
+        response.session_changed = state.session_changed
+        response.resources = list(state.records)
+        return response
 
     async def run(self, state: RequestState, *, emit: Emit | None = None,
                   order: list[str] | None = None) -> None:
@@ -83,7 +86,7 @@ class Engine:
             llm = _llm_meta(state)
             if llm:
                 body = {**body, "meta": llm}
-        return ResponseData(status, body, headers, session_changed=state.session_changed)
+        return ResponseData(status, body, headers)
 
     # -- one resource ----------------------------------------------------------------------------
     async def run_resource(self, aid: str, state: RequestState, emit: Emit | None,

@@ -115,7 +115,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
             by_id[aid] = entry
     _check_references(by_id, errors, check_names=not lost_documents)
     if workflow_doc is not None and not lost_documents:
-        meta = workflow_doc.data.get("metadata")
+        meta = workflow_doc.data.get("metadata") if isinstance(workflow_doc.data, dict) else None
         target = meta.get("targetActionId") if isinstance(meta, dict) else None
         if isinstance(target, str) and target not in by_id:
             line, col = workflow_doc.value_mark(("metadata", "targetActionId"))

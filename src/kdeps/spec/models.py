@@ -248,7 +248,7 @@ class ApiServer(SpecModel):
         None, description="Largest accepted request body (bytes or e.g. 10MB)."
     )
     max_concurrent_requests: int | None = Field(
-        None, ge=1, description="Requests handled at once; more wait."
+        None, ge=1, description="Requests handled at once; more are answered 503 with Retry-After."
     )
 
 

@@ -45,6 +45,10 @@ class Document:
         return (self.line, self.col)
 
 
+MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
+MAX_DEPTH = 200
+
+
 def _mark(node: yaml.Node) -> Mark:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -54,6 +58,12 @@ class _Builder:
         self.file = file
         self.errors = errors
         self.constructor = SafeConstructor()
+        self.active: set[int] = set()  # nodes on the current path: an alias back to one is a loop
+        self.budget = MAX_NODES
+
+    def _fail(self, message: str, node: yaml.Node) -> None:
+        line, col = _mark(node)
+        self.errors.append(SpecError(message, self.file, line, col))
 
     def build(self, node: yaml.Node) -> Document:
         doc = Document(data=None, line=_mark(node)[0], col=_mark(node)[1])
@@ -62,10 +72,25 @@ class _Builder:
 
     def _value(self, node: yaml.Node, path: Path_, doc: Document) -> Any:
         doc.values[path] = _mark(node)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, doc)
-        if isinstance(node, yaml.SequenceNode):
-            return [self._value(item, (*path, i), doc) for i, item in enumerate(node.value)]
+        self.budget -= 1
+        if self.budget < 0:
+            if self.budget == -1:
+                self._fail(f"document too large: over {MAX_NODES} values once aliases are expanded", node)
+            return None
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if id(node) in self.active:
+                self._fail("an alias refers to a value that contains it (recursive anchor)", node)
+                return None
+            if len(path) > MAX_DEPTH:
+                self._fail(f"nesting deeper than {MAX_DEPTH} levels", node)
+                return None
+            self.active.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self._mapping(node, path, doc)
+                return [self._value(item, (*path, i), doc) for i, item in enumerate(node.value)]
+            finally:
+                self.active.discard(id(node))
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
@@ -130,4 +155,6 @@ def read_documents(text: str, file: str, errors: list[SpecError]) -> list[Docume
         errors.append(SpecError(f"YAML syntax error: {problem}", file, line, col))
     except yaml.YAMLError as exc:
         errors.append(SpecError(f"YAML error: {exc}", file, 1, 1))
+    except RecursionError:
+        errors.append(SpecError("YAML nested too deeply to read", file, 1, 1))
     return docs

@@ -1,0 +1,275 @@
+"""The OpenAI-compatible endpoint (`kdeps run --openai`, or `settings.openaiCompat: true`): the workflow
+is served as one "model" so OpenAI clients and SDKs can talk to it.
+
+- `GET /v1/models` lists one model whose id is the workflow's `metadata.name`; `GET /v1/models/{id}`.
+- `POST /v1/chat/completions` runs the workflow as if its first POST route had been called. The
+  request body is visible to expressions as usual (`get('messages')`, `get('model')`,
+  `get('temperature')`, ...) and `get('q')` is the text of the last user message.
+- The answer (`message.content`) comes from the body the workflow route would answer with: its
+  `response` (or the whole body when there is none); a string is used as is; an object gives its
+  `answer`, else its `data`, when that is a string; anything else is sent as JSON text.
+- `stream: true` answers OpenAI-style SSE: `chat.completion.chunk` objects whose `delta.content` are
+  the chat resources' streamed deltas (the whole answer as one chunk when nothing streamed), a last
+  chunk with `finish_reason: "stop"`, an optional usage chunk (`stream_options.include_usage`), then
+  `data: [DONE]`. A failure before the first byte is a plain JSON error with its status; after it,
+  a `data: {"error": ...}` event (which the official SDK raises as an APIError).
+- Errors are OpenAI error objects `{"error": {"message", "type", "param", "code"}}`; the server's bearer
+  token, when configured, is checked here too (the SDK sends its api_key as the bearer token).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from kdeps.engine.request import RequestData, ResponseData
+from kdeps.server.incoming import HTTPError
+from kdeps.server.streaming import KEEPALIVE, SSE_HEADERS, EngineRun, ResponseSender, json_bytes, sse
+
+if TYPE_CHECKING:
+    from kdeps.server.app import KdepsASGI, Receive, Scope
+
+MODELS = "/v1/models"
+CHAT = "/v1/chat/completions"
+_JSON = {"content-type": "application/json"}
+_DONE = b"data: [DONE]\n\n"
+
+Outcome = tuple[str, list[str] | None]  # (route label for the access log, resources that ran)
+
+
+def handles(path: str) -> bool:
+    """True for the paths this module serves."""
+    return path in (MODELS, CHAT) or path.startswith(MODELS + "/")
+
+
+def methods(path: str) -> set[str]:
+    """Methods allowed on one of our paths (for CORS preflights and 405s)."""
+    return {"POST"} if path == CHAT else {"GET", "HEAD"}
+
+
+def error_object(status: int, message: str, code: str | None = None, param: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    """An OpenAI error body; `type` follows the status as OpenAI's API does."""
+    kind = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
+            429: "rate_limit_error"}.get(status)
+    if kind is None:
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "param": param, "code": code, **extra}}
+
+
+def answer_text(body: Any) -> str:
+    """The text of a workflow answer, by the rule in the module docstring."""
+    value = body.get("response", body) if isinstance(body, dict) else body
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        for key in ("answer", "data"):
+            if isinstance(value.get(key), str):
+                return value[key]
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def usage_of(body: Any) -> dict[str, int]:
+    """Token counts from the response `meta.usage` when the engine reports them, else zeros."""
+    meta = body.get("meta") if isinstance(body, dict) else None
+    usage = meta.get("usage") if isinstance(meta, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+
+    def count(*names: str) -> int:
+        for name in names:
+            value = usage.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return 0
+
+    prompt = count("input_tokens", "prompt_tokens")
+    completion = count("output_tokens", "completion_tokens")
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def last_user_text(messages: list[Any]) -> str | None:
+    """The text of the last user message (text parts joined by newlines), or None if there is none."""
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "\n".join(str(p.get("text", "")) for p in content
+                             if isinstance(p, dict) and p.get("type") == "text")
+        return ""
+    return None
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+        self.body = error_object(status, message, code, param)
+
+
+async def handle(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str,
+                 ip: str, sender: ResponseSender) -> Outcome:
+    """Answer one request to an OpenAI-compatible path; always sends the response itself."""
+    path, method = scope["path"], scope["method"]
+    try:
+        if method not in methods(path):
+            allow = ", ".join(sorted(methods(path)))
+            raise _Refused(405, f"method {method} is not allowed on {path}", headers={"allow": allow})
+        if not core.authorised(headers):
+            raise _Refused(401, "missing or invalid API key (send it as a bearer token)", "invalid_api_key",
+                           headers={"www-authenticate": "Bearer"})
+        if path == CHAT:
+            return await _chat(core, scope, receive, headers, request_id, ip, sender)
+        await sender.whole(200, _JSON, json_bytes(_models(core, path)))
+    except HTTPError as exc:
+        body = error_object(exc.status, exc.message)
+        await sender.whole(exc.status, {**exc.headers, **_JSON}, json_bytes(body))
+    except _Refused as exc:
+        await sender.whole(exc.status, {**exc.headers, **_JSON}, json_bytes(exc.body))
+    return path, None
+
+
+def _model(core: KdepsASGI) -> dict[str, Any]:
+    return {"id": core.model_name, "object": "model", "created": core.started, "owned_by": "kdeps"}
+
+
+def _models(core: KdepsASGI, path: str) -> dict[str, Any]:
+    if path == MODELS:
+        return {"object": "list", "data": [_model(core)]}
+    wanted = path[len(MODELS) + 1:]
+    if wanted != core.model_name:
+        raise _Refused(404, f"The model '{wanted}' does not exist; this server serves '{core.model_name}'",
+                       "model_not_found", "model")
+    return _model(core)
+
+
+def _parse(raw: bytes, model_name: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise _Refused(400, f"We could not parse the JSON body of your request: {exc}") from None
+    if not isinstance(payload, dict):
+        raise _Refused(400, "the request body must be a JSON object")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise _Refused(400, "you must provide a model parameter", "missing_required_parameter", "model")
+    if model != model_name:
+        raise _Refused(404, f"The model '{model}' does not exist; this server serves '{model_name}'",
+                       "model_not_found", "model")
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _Refused(400, "'messages' must be a non-empty array", "invalid_value", "messages")
+    if any(not isinstance(m, dict) or not isinstance(m.get("role"), str) for m in messages):
+        raise _Refused(400, "each message must be an object with a 'role'", "invalid_value", "messages")
+    if "stream" in payload and not isinstance(payload["stream"], bool | None):
+        raise _Refused(400, "Invalid type for 'stream': expected a boolean.", "invalid_type", "stream")
+    n = payload.get("n")
+    if n not in (None, 1):
+        raise _Refused(400, "only n=1 is supported: a workflow gives one answer", "invalid_value", "n")
+    return payload
+
+
+async def _chat(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str,
+                ip: str, sender: ResponseSender) -> Outcome:
+    payload = _parse(await core.read_body(scope, receive, headers), core.model_name)
+    question = last_user_text(payload["messages"])
+    if question is None:
+        raise _Refused(400, "'messages' has no message with role 'user'", "invalid_value", "messages")
+    data = RequestData(method="POST", path=CHAT, route=core.openai_route or CHAT, query={},
+                       body={**payload, "q": question}, headers=headers, client_ip=ip, request_id=request_id)
+    session_id, is_new = await core._load_session(data, headers)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if payload.get("stream"):
+        include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+        resources = await _stream(core, data, scope, receive, sender, session_id, is_new, completion_id,
+                                  include_usage)
+        return CHAT, resources
+    response = await core.run_engine(data, request_id)
+    extra = await _session(core, response, data, scope, session_id, is_new)
+    if response.status >= 400:
+        await sender.whole(response.status, {**extra, **_JSON}, json_bytes(_failure(response)))
+    else:
+        message = {"role": "assistant", "content": answer_text(response.body), "refusal": None}
+        body = {"id": completion_id, "object": "chat.completion", "created": int(time.time()),
+                "model": core.model_name, "system_fingerprint": None,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+                "usage": usage_of(response.body)}
+        await sender.whole(200, {**extra, **_JSON}, json_bytes(body))
+    return CHAT, response.resources
+
+
+async def _session(core: KdepsASGI, response: ResponseData, data: RequestData, scope: Scope,
+                   session_id: str, is_new: bool) -> dict[str, str]:
+    """Persist a changed session; the session headers to send. A store failure becomes a 503 response."""
+    changed = bool(response.session_changed)
+    if changed and not await core.save_session(session_id, data):
+        response.status, response.body = 503, {"success": False, "error": {
+            "message": "session store is unavailable"}}
+        return {"retry-after": "1"}
+    return core.session_headers(session_id, scope, cookie=changed) if changed or not is_new else {}
+
+
+def _failure(response: ResponseData) -> dict[str, Any]:
+    """The workflow's error response as an OpenAI error object."""
+    body = response.body
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str) or not message:
+        message = answer_text(body) or f"the workflow answered with status {response.status}"
+    extra = {"resource": error["resource"]} if isinstance(error, dict) and error.get("resource") else {}
+    return error_object(response.status, message, "workflow_error", **extra)
+
+
+async def _stream(core: KdepsASGI, data: RequestData, scope: Scope, receive: Receive, sender: ResponseSender,
+                  session_id: str, is_new: bool, completion_id: str, include_usage: bool) -> list[str] | None:
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                    "model": core.model_name, "system_fingerprint": None,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    async def start(extra: dict[str, str]) -> None:
+        await sender.start(200, {**extra, **SSE_HEADERS})
+        await sender.write(chunk({"role": "assistant", "content": ""}))
+
+    streamed = False
+    run = EngineRun(core.engine, data, receive, data.request_id)
+    async for event in run.events():
+        if not sender.started:
+            await start(core.session_headers(session_id, scope, cookie=True))
+        if event is None:
+            await sender.write(KEEPALIVE)
+        elif event.get("text"):
+            streamed = True
+            await sender.write(chunk({"content": str(event["text"])}))
+    response = run.response
+    if response is None:  # the client went away; the run was cancelled
+        return None
+    extra = await _session(core, response, data, scope, session_id, is_new)
+    if response.status >= 400:
+        if sender.started:
+            await sender.write(sse(_failure(response)))
+        else:
+            await sender.whole(response.status, {**extra, **_JSON}, json_bytes(_failure(response)))
+        return response.resources
+    if not sender.started:
+        await start(extra)
+    if not streamed:
+        await sender.write(chunk({"content": answer_text(response.body)}))
+    await sender.write(chunk({}, "stop"))
+    if include_usage:
+        await sender.write(sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                                "model": core.model_name, "system_fingerprint": None, "choices": [],
+                                "usage": usage_of(response.body)}))
+    await sender.write(_DONE)
+    return response.resources

@@ -1,0 +1,153 @@
+"""`kdeps run PATH`: load the agent, build the app and serve it with uvicorn (uvloop + httptools
+when installed). One process by default; `workers > 1` uses uvicorn's multi-process supervisor and
+`dev` its reloader, both of which rebuild the app in each child through `app_from_env`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from kdeps.errors import KdepsError
+from kdeps.server.app import create_app
+from kdeps.server.config import ServerSettings, settings_from_project
+
+_ENV_KEY = "KDEPS_SERVE_OPTIONS"
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
+
+def setup_logging(level: str = "info") -> None:
+    """Access log lines (JSON) and server errors go to stderr; uvicorn's own chatter stays at warning."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("kdeps.access")
+    access.handlers[:] = [handler]
+    access.setLevel(logging.INFO if level in ("info", "debug") else logging.WARNING)
+    access.propagate = False
+    plain = logging.StreamHandler(sys.stderr)
+    plain.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("kdeps", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [plain]
+        logger.setLevel(logging.DEBUG if level == "debug" else logging.INFO if name == "kdeps"
+                        else logging.WARNING)
+        logger.propagate = False
+
+
+def _agent_dir(path: str | Path) -> Path:
+    p = Path(path).resolve()
+    return p.parent if p.is_file() else p
+
+
+def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | None = None,
+              max_concurrency: int | None = None, project: Any = None) -> tuple[Starlette, ServerSettings]:
+    """Load the agent at `path` (unless `project` is given) and return the ASGI app and its settings."""
+    from kdeps.engine import Engine
+
+    if project is None:
+        from kdeps.spec import load_project  # type: ignore[attr-defined]
+
+        project = load_project(path)
+    settings = settings_from_project(project)
+    openai_compat = openai_compat or bool(getattr(project.workflow.settings, "openai_compat", False))
+    app = create_app(project, Engine(project), max_body=max_body, max_concurrency=max_concurrency,
+                     openai_compat=openai_compat, base_dir=_agent_dir(path), settings=settings)
+    return app, settings
+
+
+def app_from_env() -> Starlette:
+    """App factory for worker and reload child processes (options travel in an env var)."""
+    options = json.loads(os.environ[_ENV_KEY])
+    setup_logging(options.pop("log_level", "info"))
+    app, _ = build_app(options.pop("path"), **options)
+    return app
+
+
+def _announce(host: str, port: int, settings: ServerSettings) -> None:
+    lines = [f"Starting API server on {host}:{port}"]
+    for route in settings.routes:
+        lines.extend(f"  {method} {route.path}" for method in route.methods)
+    print("\n".join(lines), flush=True)
+
+
+class _Server(uvicorn.Server):
+    """Prints the banner only once the socket is listening."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Any = None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown, which would end the process
+        # "killed by signal"; a clean shutdown should exit 0 instead.
+        with super().capture_signals():
+            yield
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+
+def serve(path: str | Path, host: str | None = None, port: int | None = None, workers: int = 1,
+          dev: bool = False, *, openai_compat: bool = False, max_body: int | None = None,
+          max_concurrency: int | None = None, log_level: str = "info", project: Any = None) -> None:
+    """Serve the agent at `path` until SIGINT/SIGTERM; in-flight requests finish before exit.
+    `project` skips loading when the caller already has it. Exits with status 1 and a one-line
+    message (no traceback) when the agent cannot be served, e.g. an unset authToken variable."""
+    setup_logging(log_level)
+    try:
+        app, settings = build_app(path, openai_compat=openai_compat, max_body=max_body,
+                                  max_concurrency=max_concurrency, project=project)
+    except KdepsError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    host = host or settings.host
+    port = settings.port if port is None else port
+    common: dict[str, Any] = {
+        "host": host, "port": port, "proxy_headers": False, "server_header": False, "access_log": False,
+        "log_config": None, "log_level": "warning" if log_level != "debug" else "debug",
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS, "lifespan": "on",
+    }
+    if workers <= 1 and not dev:
+        config = uvicorn.Config(app, **common)
+        server = _Server(config, on_ready=lambda: _announce(host, port, settings))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            sys.exit(1)
+        return
+
+    os.environ[_ENV_KEY] = json.dumps({"path": str(Path(path).resolve()), "openai_compat": openai_compat,
+                                       "max_body": max_body, "max_concurrency": max_concurrency,
+                                       "log_level": log_level})
+    del app  # each child builds its own
+    agent_dir = str(_agent_dir(path))
+    config = uvicorn.Config("kdeps.server.runner:app_from_env", factory=True, workers=1 if dev else workers,
+                            reload=dev, reload_dirs=[agent_dir] if dev else None,
+                            reload_includes=["*.yaml", "*.yml"] if dev else None, **common)
+    sock = config.bind_socket()
+    _announce(host, port, settings)
+    try:
+        if dev:
+            from uvicorn.supervisors import ChangeReload
+
+            ChangeReload(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass

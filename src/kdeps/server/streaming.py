@@ -1,0 +1,163 @@
+"""Server-Sent Events plumbing shared by streamed workflow responses and the OpenAI-compatible endpoint.
+
+A streamed run is `engine.handle(request, emit=...)` in its own task; the chat action's delta events
+arrive through a queue. The HTTP status line is held back until there is something to send (the first
+delta, or a keep-alive that is due): a run that fails before that still answers with its real status
+and a JSON body. Once committed, the status is 200 and a late failure travels as an event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from kdeps.engine.request import RequestData, ResponseData
+from kdeps.errors import KdepsError
+
+KEEPALIVE_SECONDS = 15.0
+KEEPALIVE = b": keep-alive\n\n"
+SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
+               "x-accel-buffering": "no"}
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("kdeps.server")
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def error_body(message: str, **extra: Any) -> dict[str, Any]:
+    """The server's JSON error shape: `{"success": false, "error": {"message": ..., ...}}`."""
+    return {"success": False, "error": {"message": message, **extra}}
+
+
+def sse(data: Any, event: str | None = None) -> bytes:
+    """One SSE event. `data` is JSON-encoded unless it is already text; JSON has no raw newlines, so it
+    always fits on one `data:` line."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"),
+                                                         default=str)
+    head = f"event: {event}\n" if event else ""
+    return (head + "".join(f"data: {line}\n" for line in text.split("\n")) + "\n").encode("utf-8")
+
+
+def wants_event_stream(headers: dict[str, str]) -> bool:
+    """True when the client's Accept header names text/event-stream."""
+    return "text/event-stream" in headers.get("accept", "").lower()
+
+
+def failure(exc: BaseException, request_id: str) -> ResponseData:
+    """An exception escaping `engine.handle` as the response the client gets (never a traceback)."""
+    if isinstance(exc, KdepsError):
+        status = getattr(exc, "status", 500)
+        resource = getattr(exc, "resource", None)
+        message = getattr(exc, "message", None) or str(exc)
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            status = 500
+        return ResponseData(status, error_body(message, **({"resource": resource} if resource else {})))
+    log.error("engine failed on request %s", request_id, exc_info=exc)
+    return ResponseData(500, error_body("internal server error", requestId=request_id))
+
+
+class ResponseSender:
+    """Sends one HTTP response through ASGI `send`, adding headers every response carries (request id,
+    CORS) and remembering what went out, for the access log."""
+
+    def __init__(self, send: Send, common: dict[str, str], *, head: bool = False) -> None:
+        self._send, self.common, self.head = send, common, head
+        self.started = self.finished = False
+        self.status = 0
+        self.size = 0
+
+    def _raw(self, headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        merged = {**headers, **self.common}
+        return [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in merged.items()]
+
+    async def whole(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        """A complete response with Content-Length."""
+        raw = self._raw(headers)
+        raw.append((b"content-length", str(len(body)).encode()))
+        self.started, self.status = True, status
+        await self._send({"type": "http.response.start", "status": status, "headers": raw})
+        await self._send({"type": "http.response.body", "body": b"" if self.head else body})
+        self.finished, self.size = True, len(body)
+
+    async def start(self, status: int, headers: dict[str, str]) -> None:
+        """Begin a streamed (chunked) response."""
+        self.started, self.status = True, status
+        await self._send({"type": "http.response.start", "status": status, "headers": self._raw(headers)})
+
+    async def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def finish(self) -> None:
+        if self.started and not self.finished:
+            self.finished = True
+            await self._send({"type": "http.response.body", "body": b""})
+
+
+class EngineRun:
+    """`engine.handle(data, emit=...)` running in a task. `events()` yields its delta events as they come
+    (None when a keep-alive is due); afterwards `response` holds the outcome, or stays None when the
+    client went away, which cancels the run."""
+
+    def __init__(self, engine: Any, data: RequestData, receive: Receive, request_id: str) -> None:
+        self.request_id = request_id
+        self.response: ResponseData | None = None
+        self.disconnected = False
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._task = asyncio.create_task(engine.handle(data, emit=self._emit))
+        self._task.add_done_callback(lambda _t: self._queue.put_nowait(None))
+        self._watch = asyncio.create_task(self._watch_disconnect(receive))
+
+    async def _emit(self, event: dict[str, Any]) -> None:
+        await self._queue.put(event)
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
+        # The body has been read already, so the next message can only be the disconnect.
+        while True:
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                self.disconnected = True
+                self._task.cancel()
+                return
+
+    async def events(self, keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[dict[str, Any] | None]:
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(self._queue.get(), keepalive)
+                except TimeoutError:
+                    yield None
+                    continue
+                if event is None:
+                    break
+                if event.get("type", "delta") == "delta":
+                    yield event
+            self._settle()
+        finally:
+            await self.aclose()
+
+    def _settle(self) -> None:
+        try:
+            self.response = self._task.result()
+        except asyncio.CancelledError:
+            self.disconnected = True
+        except Exception as exc:
+            self.response = failure(exc, self.request_id)
+
+    async def aclose(self) -> None:
+        """Stop the run (if still going) and the disconnect watcher."""
+        for task in (self._task, self._watch):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

