@@ -14,7 +14,7 @@ from typing import Any
 
 from kdeps.actions.base import ActionContext
 from kdeps.actions.chat_files import load_images
-from kdeps.actions.chat_tools import CompiledTools, compile_tools, run_calls
+from kdeps.actions.chat_tools import CompiledTools, compile_tools, encode_result, run_calls
 from kdeps.errors import KdepsError, ResourceError
 from kdeps.llm import client
 from kdeps.llm.errors import AuthError, LLMConnectionError, LLMError, LLMTimeoutError, NotFoundError
@@ -139,7 +139,7 @@ def _compose(ctx: ActionContext, config: Any) -> tuple[str | None, list[Message]
         else:
             messages.append(Message(role="assistant" if role == "assistant" else "user", content=content))
     prompt = ctx.render(config.prompt) if config.prompt is not None else ""
-    prompt = "" if prompt is None else prompt if isinstance(prompt, str) else _as_text(prompt)
+    prompt = "" if prompt is None else prompt if isinstance(prompt, str) else encode_result(prompt)
     role = (_text(ctx, config.role) or "user").strip().lower()
     if role == "system":
         if prompt.strip():
@@ -147,15 +147,6 @@ def _compose(ctx: ActionContext, config: Any) -> tuple[str | None, list[Message]
     elif prompt.strip() or not messages:
         messages.append(Message(role="assistant" if role == "assistant" else "user", content=prompt))
     return ("\n\n".join(system) or None), messages, prompt
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def _json_instruction(keys: list[str]) -> str:

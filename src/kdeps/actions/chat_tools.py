@@ -75,7 +75,7 @@ def compile_tools(config: Any) -> CompiledTools:
 
 
 def encode_result(value: Any) -> str:
-    """A tool's output as the text the model receives."""
+    """A value as the text a model receives (tool results, non-string prompts)."""
     if isinstance(value, str):
         return value
     try:

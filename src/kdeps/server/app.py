@@ -139,7 +139,8 @@ class KdepsASGI:
 
         if sender.started:
             await sender.finish()  # a streamed reply: whatever happened, end the body cleanly
-            reply.sent, reply.status = True, sender.status
+            if not reply.sent:  # (a reply already marked sent keeps its status: 499 = client left)
+                reply.sent, reply.status = True, sender.status
         elif not reply.sent:  # `sent` without a start: the client left before the first byte
             await sender.whole(reply.status, reply.headers, reply.body)
         self._log(request_id, method, scope["path"], reply, ip, started, sender.size)

@@ -184,9 +184,13 @@ def _check_references(by_id: dict[str, _Entry], errors: list[SpecError], check_n
                 errors.append(SpecError(msg, file, line, col))
         tools = entry.get("run", "chat", "tools")
         for i, tool in enumerate(tools if isinstance(tools, list) else []):
-            script = tool.get("script") if isinstance(tool, dict) else None
+            if not isinstance(tool, dict):
+                continue
+            script = tool.get("script")
+            field = "script" if script is not None else "name"
+            script = script if script is not None else tool.get("name")  # a tool runs its namesake
             if check_names and isinstance(script, str) and script not in by_id:
-                line, col = doc.value_mark(("run", "chat", "tools", i, "script"))
+                line, col = doc.value_mark(("run", "chat", "tools", i, field))
                 msg = f"tool '{tool.get('name')}' runs '{script}', but no resource has that actionId"
                 errors.append(SpecError(msg + _known(by_id), file, line, col, _closest(script, by_id)))
     for cycle in _cycles({aid: e.requires() for aid, e in by_id.items()}):

@@ -393,7 +393,8 @@ class Tool(SpecModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Function name shown to the model.")
     description: str = ""
-    script: str = Field(description="actionId of the resource that runs the tool.")
+    script: str | None = Field(
+        None, description="actionId of the resource that runs the tool (default: the tool's name).")
     parameters: dict[str, ToolParameter] = Field(default_factory=dict)
 
 
