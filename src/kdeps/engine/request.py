@@ -42,3 +42,4 @@ class ResponseData:
     headers: dict[str, str] = field(default_factory=dict)
     session_changed: bool = False  # the server persists RequestData.session when True
     resources: list[str] | None = None  # actionIds that ran, for the access log
+    usage: dict[str, int] | None = None  # LLM tokens of the whole run: input_tokens, output_tokens

@@ -55,6 +55,7 @@ class Engine:
             response = self._response(state)
         response.session_changed = state.session_changed
         response.resources = list(state.records)
+        response.usage = _token_totals(state)
         return response
 
     async def run(self, state: RequestState, *, emit: Emit | None = None,
@@ -319,6 +320,13 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
             return _first_error(exc)
         return exc
     return group
+
+
+def _token_totals(state: RequestState) -> dict[str, int] | None:
+    usages = [r.meta["usage"] for r in state.records.values() if isinstance(r.meta.get("usage"), dict)]
+    if not usages:
+        return None
+    return {key: sum(int(u.get(key) or 0) for u in usages) for key in ("input_tokens", "output_tokens")}
 
 
 def _llm_meta(state: RequestState) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from kdeps.server.incoming import (
 from kdeps.server.routing import Router
 from kdeps.server.streaming import (
     KEEPALIVE,
+    KEEPALIVE_SECONDS,
     SSE_HEADERS,
     EngineRun,
     ResponseSender,
@@ -66,7 +67,7 @@ __all__ = ["KdepsASGI", "create_app", "error_body"]
 
 
 class _Reply:
-    """A response to send whole, or (`sent`) the record of one already streamed by the handler."""
+    """A response to send whole, or (`sent`) the record of one the handler sent itself."""
 
     __slots__ = ("body", "headers", "resources", "route", "sent", "session_changed", "status")
 
@@ -100,6 +101,7 @@ class KdepsASGI:
         self._token = auth_token.encode() if auth_token else None
         self.openai_compat = openai_compat
         self.model_name = model_name  # the workflow as an OpenAI "model"
+        self.keepalive = KEEPALIVE_SECONDS  # SSE comment sent after this long without an event
         self.started = int(time.time())
         # the OpenAI endpoint runs the workflow as if its first POST route had been called
         self.openai_route = next((r.path for r in settings.routes if "POST" in r.methods), None)
@@ -139,10 +141,11 @@ class KdepsASGI:
 
         if sender.started:
             await sender.finish()  # a streamed reply: whatever happened, end the body cleanly
-            if not reply.sent:  # (a reply already marked sent keeps its status: 499 = client left)
-                reply.sent, reply.status = True, sender.status
-        elif not reply.sent:  # `sent` without a start: the client left before the first byte
+            reply.status = sender.status
+        elif not reply.sent:
             await sender.whole(reply.status, reply.headers, reply.body)
+        if sender.left:
+            reply.status = 499  # as proxies log it: the client closed the connection first
         self._log(request_id, method, scope["path"], reply, ip, started, sender.size)
 
     def _log(self, request_id: str, method: str, path: str, reply: _Reply, ip: str, started: float,
@@ -175,7 +178,8 @@ class KdepsASGI:
             return _Reply(status, b"", cors_headers)
 
         if openai_route:
-            reply = _Reply(0, b"")
+            reply = _Reply(499, b"")
+            reply.sent = True  # the handler sends its own response
             reply.route, reply.resources = await openai_compat.handle(self, scope, receive, headers,
                                                                       request_id, ip, sender)
             return reply
@@ -310,19 +314,20 @@ class KdepsASGI:
         Nothing is sent until the first delta or a due keep-alive, so a run that fails before that
         (e.g. a preflight 400) answers as usual: its own status and a JSON body. After that the status
         is 200 and the outcome is in the last event; an error event's body gains a `status` field."""
-        run = EngineRun(self.engine, data, receive, request_id)
-        async for event in run.events():
-            if not sender.started:
-                # headers leave before we know whether the session will change: name it anyway
-                session = self.session_headers(session_id, scope, cookie=True)
-                await sender.start(200, {**SSE_HEADERS, **session})
-            if event is None:
-                await sender.write(KEEPALIVE)
-            else:
-                await sender.write(sse({"resource": event.get("resource"), "text": event.get("text", "")},
-                                       "delta"))
+        async with EngineRun(self.engine, data, receive, request_id) as run:
+            async for event in run.events(self.keepalive):
+                if not sender.started:
+                    # headers leave before we know whether the session will change: name it anyway
+                    session = self.session_headers(session_id, scope, cookie=True)
+                    await sender.start(200, {**SSE_HEADERS, **session})
+                if event is None:
+                    await sender.write(KEEPALIVE)
+                else:
+                    await sender.write(sse({"resource": event.get("resource"),
+                                            "text": event.get("text", "")}, "delta"))
         response = run.response
         if response is None:  # the client went away; the run was cancelled
+            sender.left = True
             reply = _Reply(499, b"")
             reply.sent = True
             return reply

@@ -8,6 +8,7 @@ is served as one "model" so OpenAI clients and SDKs can talk to it.
 - The answer (`message.content`) comes from the body the workflow route would answer with: its
   `response` (or the whole body when there is none); a string is used as is; an object gives its
   `answer`, else its `data`, when that is a string; anything else is sent as JSON text.
+- `usage` carries token counts when the engine reports them (see `usage_of`), else zeros.
 - `stream: true` answers OpenAI-style SSE: `chat.completion.chunk` objects whose `delta.content` are
   the chat resources' streamed deltas (the whole answer as one chunk when nothing streamed), a last
   chunk with `finish_reason: "stop"`, an optional usage chunk (`stream_options.include_usage`), then
@@ -75,10 +76,13 @@ def answer_text(body: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def usage_of(body: Any) -> dict[str, int]:
-    """Token counts from the response `meta.usage` when the engine reports them, else zeros."""
-    meta = body.get("meta") if isinstance(body, dict) else None
-    usage = meta.get("usage") if isinstance(meta, dict) else None
+def usage_of(response: ResponseData) -> dict[str, int]:
+    """Token counts when the engine reports them (a `usage` attribute of the response, else the body's
+    `meta.usage`; `input_tokens`/`output_tokens` or OpenAI's names), else zeros."""
+    usage = getattr(response, "usage", None)
+    if not isinstance(usage, dict):
+        meta = response.body.get("meta") if isinstance(response.body, dict) else None
+        usage = meta.get("usage") if isinstance(meta, dict) else None
     usage = usage if isinstance(usage, dict) else {}
 
     def count(*names: str) -> int:
@@ -202,7 +206,7 @@ async def _chat(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[s
         body = {"id": completion_id, "object": "chat.completion", "created": int(time.time()),
                 "model": core.model_name, "system_fingerprint": None,
                 "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-                "usage": usage_of(response.body)}
+                "usage": usage_of(response)}
         await sender.whole(200, {**extra, **_JSON}, json_bytes(body))
     return CHAT, response.resources
 
@@ -243,17 +247,18 @@ async def _stream(core: KdepsASGI, data: RequestData, scope: Scope, receive: Rec
         await sender.write(chunk({"role": "assistant", "content": ""}))
 
     streamed = False
-    run = EngineRun(core.engine, data, receive, data.request_id)
-    async for event in run.events():
-        if not sender.started:
-            await start(core.session_headers(session_id, scope, cookie=True))
-        if event is None:
-            await sender.write(KEEPALIVE)
-        elif event.get("text"):
-            streamed = True
-            await sender.write(chunk({"content": str(event["text"])}))
+    async with EngineRun(core.engine, data, receive, data.request_id) as run:
+        async for event in run.events(core.keepalive):
+            if not sender.started:
+                await start(core.session_headers(session_id, scope, cookie=True))
+            if event is None:
+                await sender.write(KEEPALIVE)
+            elif event.get("text"):
+                streamed = True
+                await sender.write(chunk({"content": str(event["text"])}))
     response = run.response
     if response is None:  # the client went away; the run was cancelled
+        sender.left = True
         return None
     extra = await _session(core, response, data, scope, session_id, is_new)
     if response.status >= 400:
@@ -270,6 +275,6 @@ async def _stream(core: KdepsASGI, data: RequestData, scope: Scope, receive: Rec
     if include_usage:
         await sender.write(sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
                                 "model": core.model_name, "system_fingerprint": None, "choices": [],
-                                "usage": usage_of(response.body)}))
+                                "usage": usage_of(response)}))
     await sender.write(_DONE)
     return response.resources

@@ -73,6 +73,7 @@ class ResponseSender:
     def __init__(self, send: Send, common: dict[str, str], *, head: bool = False) -> None:
         self._send, self.common, self.head = send, common, head
         self.started = self.finished = False
+        self.left = False  # the client went away before the response was complete
         self.status = 0
         self.size = 0
 
@@ -107,7 +108,8 @@ class ResponseSender:
 class EngineRun:
     """`engine.handle(data, emit=...)` running in a task. `events()` yields its delta events as they come
     (None when a keep-alive is due); afterwards `response` holds the outcome, or stays None when the
-    client went away, which cancels the run."""
+    client went away, which cancels the run. Use as `async with EngineRun(...) as run:` so the run
+    never outlives the request, whatever happens while sending."""
 
     def __init__(self, engine: Any, data: RequestData, receive: Receive, request_id: str) -> None:
         self.request_id = request_id
@@ -117,6 +119,12 @@ class EngineRun:
         self._task = asyncio.create_task(engine.handle(data, emit=self._emit))
         self._task.add_done_callback(lambda _t: self._queue.put_nowait(None))
         self._watch = asyncio.create_task(self._watch_disconnect(receive))
+
+    async def __aenter__(self) -> EngineRun:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def _emit(self, event: dict[str, Any]) -> None:
         await self._queue.put(event)
@@ -131,20 +139,17 @@ class EngineRun:
                 return
 
     async def events(self, keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[dict[str, Any] | None]:
-        try:
-            while True:
-                try:
-                    event = await asyncio.wait_for(self._queue.get(), keepalive)
-                except TimeoutError:
-                    yield None
-                    continue
-                if event is None:
-                    break
-                if event.get("type", "delta") == "delta":
-                    yield event
-            self._settle()
-        finally:
-            await self.aclose()
+        while True:
+            try:
+                event = await asyncio.wait_for(self._queue.get(), keepalive)
+            except TimeoutError:
+                yield None
+                continue
+            if event is None:
+                break
+            if event.get("type", "delta") == "delta":
+                yield event
+        self._settle()
 
     def _settle(self) -> None:
         try:
