@@ -1,0 +1,1 @@
+"""Fault-injection suite (pytest marker `resilience`): `kdeps run` against a misbehaving provider."""
