@@ -60,10 +60,15 @@ class Engine:
 
     async def run(self, state: RequestState, *, emit: Emit | None = None,
                   order: list[str] | None = None) -> None:
+        order = order or self.order
+        if all(order[i - 1] in self.requires[order[i]] for i in range(1, len(order))):
+            for aid in order:  # a chain: nothing can run concurrently, so no tasks are needed
+                await self.run_resource(aid, state, emit)
+            return
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
             async with asyncio.TaskGroup() as group:
-                for aid in order or self.order:
+                for aid in order:
                     deps = [tasks[d] for d in self.requires[aid] if d in tasks]
                     tasks[aid] = group.create_task(self._after(deps, aid, state, emit))
         except BaseExceptionGroup as group_error:

@@ -7,8 +7,9 @@ import fnmatch
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -220,43 +221,69 @@ class Scope:
         return record.meta.get(key) if record else None
 
     # -- the table handed to the expression language ----------------------------------------------
-    def functions(self) -> dict[str, Any]:
-        meta = self.meta
+    def functions(self) -> HostFunctions:
+        return HostFunctions(self)
 
-        def accessor(key: str) -> Callable[[str], Any]:
-            return lambda resource_id: meta(resource_id, key)
+    def response_header(self, resource_id: str, name: str) -> Any:
+        headers = self.meta(resource_id, "headers") or {}
+        lower = name.lower()
+        return next((v for k, v in headers.items() if k.lower() == lower), None)
 
-        def response_header(resource_id: str, name: str) -> Any:
-            headers = meta(resource_id, "headers") or {}
-            lower = name.lower()
-            return next((v for k, v in headers.items() if k.lower() == lower), None)
 
-        item_ns = _CallableNamespace(self.item, {
-            "current": lambda: self.items.get("current"),
-            "prev": lambda: self.items.get("prev"),
-            "next": lambda: self.items.get("next"),
-            "index": lambda: self.items.get("index"),
-            "count": lambda: self.items.get("count"),
-            "values": self.item_values,
-        })
-        return {
-            "get": self.get,
-            "set": self.set,
-            "info": self.info,
-            "file": self.file,
-            "input": self.input,
-            "output": self.output,
-            "item": item_ns,
-            "session": self.session,
-            "llm": {"response": accessor("response"), "prompt": accessor("prompt"),
-                    "usage": accessor("usage")},
-            "http": {"responseBody": accessor("body"), "responseHeader": response_header,
-                     "statusCode": accessor("statusCode")},
-            "python": {"stdout": accessor("stdout"), "stderr": accessor("stderr"),
-                       "exitCode": accessor("exitCode")},
-            "exec": {"stdout": accessor("stdout"), "stderr": accessor("stderr"),
-                     "exitCode": accessor("exitCode")},
-        }
+# namespace -> member -> the meta key a resource's action recorded it under
+_ACCESSORS = {
+    "llm": {"response": "response", "prompt": "prompt", "usage": "usage"},
+    "http": {"responseBody": "body", "statusCode": "statusCode"},
+    "python": {"stdout": "stdout", "stderr": "stderr", "exitCode": "exitCode"},
+    "exec": {"stdout": "stdout", "stderr": "stderr", "exitCode": "exitCode"},
+}
+_PLAIN = ("get", "set", "info", "file", "input", "output", "session")
+_NAMES = frozenset((*_PLAIN, "item", *_ACCESSORS))
+
+
+class HostFunctions(Mapping[str, Any]):
+    """The host functions of one scope, built only when an expression looks one up: the engine makes
+    a scope per resource run, and most expressions use one or two of these names."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def __getitem__(self, name: str) -> Any:
+        scope = self._scope
+        if name in _PLAIN:
+            return getattr(scope, name)
+        if name == "item":
+            return _CallableNamespace(scope.item, {
+                "current": lambda: scope.items.get("current"),
+                "prev": lambda: scope.items.get("prev"),
+                "next": lambda: scope.items.get("next"),
+                "index": lambda: scope.items.get("index"),
+                "count": lambda: scope.items.get("count"),
+                "values": scope.item_values,
+            })
+        members = _ACCESSORS.get(name)
+        if members is None:
+            raise KeyError(name)
+        namespace: dict[str, Callable[..., Any]] = {
+            member: partial(_recorded, scope, key) for member, key in members.items()}
+        if name == "http":
+            namespace["responseHeader"] = scope.response_header
+        return namespace
+
+    def __contains__(self, name: object) -> bool:
+        return name in _NAMES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_NAMES)
+
+    def __len__(self) -> int:
+        return len(_NAMES)
+
+
+def _recorded(scope: Scope, key: str, resource_id: str) -> Any:
+    return scope.meta(resource_id, key)
 
 
 class _CallableNamespace(dict):

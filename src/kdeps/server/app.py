@@ -411,7 +411,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
 def create_app(project: Any, engine: Any, *, max_body: int | None = None, max_concurrency: int | None = None,
                auth_token: str | None = None, openai_compat: bool = False,
                session_store: SessionStore | None = None, base_dir: str | Path | None = None,
-               settings: ServerSettings | None = None) -> Starlette:
+               settings: ServerSettings | None = None) -> Any:
     """The ASGI app serving `project` through `engine`. Limits and the bearer token default to the
     workflow's apiServer settings; the session store defaults to the workflow's session block (a
     relative sqlite path resolves under `base_dir`, the workflow folder)."""
@@ -451,7 +451,21 @@ def create_app(project: Any, engine: Any, *, max_body: int | None = None, max_co
 
     app = Starlette(routes=[Mount("/", app=core)], lifespan=lifespan)
     app.state.kdeps = core
-    return app
+    return _Direct(app, core)
+
+
+class _Direct:
+    """HTTP goes straight to the core (it answers every error itself), skipping Starlette's router
+    and middleware on the hot path; Starlette keeps the lifespan and anything that is not HTTP."""
+
+    def __init__(self, app: Starlette, core: KdepsASGI) -> None:
+        self.app, self.core, self.state = app, core, app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await self.core(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 async def _close_llm_transport() -> None:
