@@ -4,7 +4,6 @@ that read it. One `RequestState` per request; one `Scope` per resource (and per 
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -306,11 +305,9 @@ def _read_text(path: str) -> str | None:
 
 
 def agent_env(agent_env_settings: Mapping[str, str] | None) -> dict[str, str]:
-    """os.environ with the workflow's agentSettings.env laid over it (real env wins for secrets)."""
+    """The environment an agent sees: agentSettings.env as defaults, real environment variables
+    winning (so a key passed at run time replaces a blank placeholder in the workflow)."""
     merged = {k: str(v) for k, v in (agent_env_settings or {}).items()}
     merged.update(os.environ)
     return merged
 
-
-def to_json_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
