@@ -71,17 +71,17 @@ def test_doc_snippet_validates(snippet: Path, tmp_path: Path) -> None:
 def test_quickstart_agent_validates() -> None:
     project = load_project(DOCS.parent / "quickstart")
     assert list(project.resources) == ["llmResource", "responseResource"]
-    chat = project.resources["llmResource"].run.chat
-    assert chat is not None and chat.backend is None and chat.timeout_duration == 60.0
+    chat = next(project.resources["llmResource"].chats())
+    assert chat.backend is None and chat.timeout_duration == 60.0
     assert chat.json_response_keys == ["answer"]
     assert project.workflow.settings.api_server.routes[0].methods == ["POST"]
-    assert project.target.run.api_response is not None
+    assert project.target.response is not None
 
 
 def test_seed_backends_are_kept() -> None:
     project = load_project_for("seed/mixing-backends.yaml")
-    assert project.resources["fastSummary"].run.chat.backend == "groq"
-    assert project.resources["deepAnalysis"].metadata.requires == ["fastSummary"]
+    assert next(project.resources["fastSummary"].chats()).backend == "groq"
+    assert project.resources["deepAnalysis"].requires == ("fastSummary",)
 
 
 def test_complete_workflow_example_keeps_every_setting() -> None:

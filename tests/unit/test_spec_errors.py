@@ -90,7 +90,8 @@ def test_unknown_key_without_a_close_match_has_no_suggestion(tmp_path: Path) -> 
 def test_sql_action_is_reported_as_unsupported(tmp_path: Path) -> None:
     text = "metadata:\n  actionId: response\nrun:\n  sql:\n    query: SELECT 1\n"
     err = only(errors_of(tmp_path, {"r.yaml": text}))
-    assert "sql action is not supported" in err.message and err.line == 4
+    assert "`sql` is not supported by this implementation" in err.message and err.line == 4
+    assert err.suggestion is None
 
 
 def test_wrong_type_points_at_the_value(tmp_path: Path) -> None:
@@ -173,11 +174,11 @@ def test_self_dependency_is_a_cycle(tmp_path: Path) -> None:
     assert err.message == "dependency cycle: response -> response"
 
 
-def test_two_actions_are_named(tmp_path: Path) -> None:
-    text = RESPONSE + "  chat:\n    model: m\n"
+def test_two_primary_actions_are_named(tmp_path: Path) -> None:
+    text = RESPONSE + "  chat:\n    model: m\n  exec:\n    command: echo\n"
     err = only(errors_of(tmp_path, {"r.yaml": text}))
-    assert err.message == "a resource has one action, but this one has 2: apiResponse and chat"
-    assert err.line == 6
+    assert err.message.startswith("a resource has one primary action, but this one has 2: chat and exec")
+    assert err.line == 8
 
 
 def test_unknown_backend_lists_valid_names(tmp_path: Path) -> None:

@@ -66,21 +66,23 @@ def test_workflow_attributes() -> None:
 
 def test_resource_attributes() -> None:
     res = load_project(DATA / "ok").resources
-    fetch = res["fetchData"].run
-    assert fetch.action_type == "http_client" and isinstance(fetch.action, HttpClient)
-    http = fetch.http_client
+    fetch = res["fetchData"]
+    assert fetch.primary is not None and fetch.primary.kind == "http_client"
+    http = fetch.primary.config
+    assert isinstance(http, HttpClient)
     assert http is not None and http.timeout_duration == 90.0 and http.retry.backoff == 0.5
     assert http.auth.type == "api_key" and http.auth.key == "X-API-Key"
     assert fetch.on_error.action == "continue" and "fallback" in fetch.on_error.model_fields_set
-    chat = res["llmResource"].run.chat
+    chat = res["llmResource"].primary.config
+    assert isinstance(chat, Chat)
     assert chat.backend == "openai" and chat.json_response_keys == ["answer"] and chat.max_tool_rounds == 5
     assert chat.tools[0].parameters["expression"].required is True
     assert chat.fallback[0].backend == "anthropic" and chat.retry.max_attempts == 4
-    assert res["llmResource"].items == ["one", "two"]
-    assert res["llmResource"].run.preflight_check.error.code == 400
-    assert res["calcTool"].run.python.timeout_duration == 10.0
-    assert res["shellTool"].run.exec.env == {"A": "1"}
-    assert res["responseResource"].run.api_response.meta.headers == {"X-Count": "2"}
+    assert res["llmResource"].items == ("one", "two")
+    assert res["llmResource"].check is not None and res["llmResource"].check.code == 400
+    assert res["calcTool"].timeout == 10.0
+    assert res["shellTool"].primary.config.env == {"A": "1"}
+    assert res["responseResource"].response.meta.headers == {"X-Count": "2"}
 
 
 def test_defaults() -> None:
@@ -90,7 +92,7 @@ def test_defaults() -> None:
     assert wf.settings.agent_settings.install_ollama is None and wf.settings.session is None
     assert wf.settings.api_server.cors.enable_cors is False
     r = Resource.model_validate({"metadata": {"actionId": "a"}})
-    assert r.run.action is None and r.run.action_type is None and r.items is None
+    assert r.run.chat is None and r.run.api_response is None and r.items is None
     assert r.metadata.requires == []
     chat = Chat.model_validate({})
     assert chat.backend is None and chat.role == "user" and chat.stream is False
@@ -100,7 +102,7 @@ def test_defaults() -> None:
 
 def test_snake_case_names_are_accepted_too() -> None:
     run = Run.model_validate({"expr_before": ["set('a', 1)"], "api_response": {"response": 1}})
-    assert run.expr_before == ["set('a', 1)"] and run.action_type == "api_response"
+    assert run.expr_before == ["set('a', 1)"] and run.api_response is not None
 
 
 def test_null_means_default_and_single_string_means_list() -> None:
@@ -160,7 +162,7 @@ def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
         "  - <<: *base\n    temperature: 0.9\n"
     )
     items = load_project(tmp_path).resources["a"].items
-    assert items == [{"model": "m", "temperature": 0.1}, {"model": "m", "temperature": 0.9}]
+    assert items == ({"model": "m", "temperature": 0.1}, {"model": "m", "temperature": 0.9})
 
 
 def test_spec_import_is_light() -> None:

@@ -45,7 +45,7 @@ def test_tool_without_script_runs_its_namesake(tmp_path: Path) -> None:
     (tmp_path / "resources" / "tool.yaml").write_text(
         "apiVersion: kdeps.io/v1\nkind: Resource\nmetadata: {actionId: save_analysis}\n"
         "run:\n  expr: [\"set('saved', true)\"]\n")
-    assert load_project(tmp_path).resources["chat"].run.chat.tools[0].script is None
+    assert next(load_project(tmp_path).resources["chat"].chats()).tools[0].script is None
 
 
 def _load_existing(root: Path) -> SpecErrors:

@@ -22,15 +22,6 @@ MODULES = {
 _loaded: dict[str, Action] = {}
 
 
-def action_of(run: Any) -> tuple[str | None, Any]:
-    """The (kind, config) of the one action a run block holds, or (None, None)."""
-    for kind in MODULES:
-        config = getattr(run, kind, None)
-        if config is not None:
-            return kind, config
-    return None, None
-
-
 def get_action(kind: str) -> Action:
     action = _loaded.get(kind)
     if action is None:

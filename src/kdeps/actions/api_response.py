@@ -10,12 +10,12 @@ from kdeps.actions.base import ActionContext
 async def run(ctx: ActionContext, config: Any) -> dict[str, Any]:
     success = ctx.render(config.success if config.success is not None else True)
     body: dict[str, Any] = {"success": bool(success), "response": ctx.render(config.response)}
-    headers: dict[str, str] = {}
+    headers = {str(k): _header_text(v) for k, v in ctx.render(dict(config.headers)).items()}
     meta = config.meta
     if meta is not None:
         rendered = ctx.render(meta.model_dump(by_alias=True, exclude_none=True)
                               if hasattr(meta, "model_dump") else meta)
-        headers = {str(k): _header_text(v) for k, v in (rendered.pop("headers", None) or {}).items()}
+        headers.update({str(k): _header_text(v) for k, v in (rendered.pop("headers", None) or {}).items()})
         if rendered:
             body["meta"] = rendered
     status = getattr(config, "status_code", None)

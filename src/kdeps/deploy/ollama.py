@@ -29,14 +29,13 @@ def chat_backends(project: Any) -> dict[str, set[str]]:
     '' when absent, meaning ollama) and those its fallbacks name."""
     backends: dict[str, set[str]] = {}
     for rid, resource in project.resources.items():
-        run = getattr(resource, "run", None)
-        chat = getattr(run, "chat", None) if run is not None else None
-        if chat is None:
+        names: set[str] = set()
+        for chat in resource.chats():
+            names.add((chat.backend or "").strip().lower())
+            # A fallback without a backend keeps the primary one, so only named ones add to the set.
+            names |= {str(fb.backend).strip().lower() for fb in chat.fallback if fb.backend}
+        if not names:
             continue
-        names = {(getattr(chat, "backend", None) or "").strip().lower()}
-        # A fallback without a backend keeps the primary one, so only named ones add to the set.
-        fallbacks = getattr(chat, "fallback", None) or []
-        names |= {str(fb.backend).strip().lower() for fb in fallbacks if fb.backend}
         backends[rid] = names
     return backends
 

@@ -49,10 +49,10 @@ def _extra_paths(project: Any) -> list[str]:
         if public:
             out.append(str(public))
     for resource in project.resources.values():
-        chat = getattr(getattr(resource, "run", None), "chat", None)
-        model = str(getattr(chat, "model", "") or "")
-        if model.endswith(".gguf"):
-            out.append(model)
+        for chat in resource.chats():
+            model = chat.model or ""
+            if model.endswith(".gguf"):
+                out.append(model)
     return out
 
 

@@ -1,5 +1,6 @@
 """Runs one request through a workflow: the target's dependencies in order, independent branches
-concurrently, each resource through restrictions → skip → preflight → exprBefore → action → expr."""
+concurrently, each resource through restrictions → skip → check → validation → items → before →
+primary action → after → apiResponse (the Go engine's order)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kdeps.actions import action_of, get_action
+from kdeps.actions import get_action
 from kdeps.engine.graph import reachable_order
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.engine.scope import RequestState, ResourceRecord, Scope, agent_env
 from kdeps.errors import ExprError, KdepsError, PreflightError, ResourceError
 from kdeps.expr import Env, evaluate, render
+from kdeps.spec.plan import Action, ResourcePlan, Step
+
+if TYPE_CHECKING:
+    from kdeps.spec.loader import Project
 
 log = logging.getLogger("kdeps.engine")
 
@@ -30,15 +35,13 @@ class Skipped(Exception):
 class Engine:
     """A loaded project, ready to run requests. Cheap to call concurrently."""
 
-    def __init__(self, project: Any) -> None:
+    def __init__(self, project: Project) -> None:
         self.project = project
-        self.resources = project.resources
-        self.requires = {aid: list(r.metadata.requires or []) for aid, r in self.resources.items()}
+        self.resources: dict[str, ResourcePlan] = project.resources
+        self.requires = {aid: list(r.requires) for aid, r in self.resources.items()}
         self.target = project.workflow.metadata.target_action_id
         self.order = reachable_order(self.requires, self.target)
-        settings = project.workflow.settings
-        agent = getattr(settings, "agent_settings", None) if settings else None
-        self.env = agent_env(getattr(agent, "env", None) if agent else None)
+        self.env = agent_env(project.workflow.settings.agent_settings.env)
 
     async def handle(self, request: RequestData, *, emit: Emit | None = None) -> ResponseData:
         """Run the workflow for one request and shape the target's answer as the HTTP response."""
@@ -97,30 +100,28 @@ class Engine:
     # -- one resource ----------------------------------------------------------------------------
     async def run_resource(self, aid: str, state: RequestState, emit: Emit | None,
                            arguments: dict[str, Any] | None = None) -> Any:
-        resource = self.resources[aid]
-        run = resource.run
+        """Restrictions → skip → check → input validation → items → (before → primary → after →
+        apiResponse) with the onError policy, as the Go engine orders them."""
+        plan = self.resources[aid]
         record = ResourceRecord()
         started = time.perf_counter()
         try:
-            if run is None:
-                state.records[aid] = record
-                return None
-            scope = Scope(state, aid, run, items=arguments)
-            _check_restrictions(run, state.request)
-            if any(_truthy(_eval(scope, cond)) for cond in run.skip_condition or ()):
+            scope = Scope(state, aid, plan, items=arguments)
+            _check_restrictions(plan, state.request)
+            if any(_truthy(program.run(_env(scope))) for _, program in plan.skip):
                 raise Skipped
-            self._preflight(aid, run, scope)
-            items = self._items(resource, scope)
+            self._check(plan, scope)
+            items = self._items(plan, scope)
             if items is None:
-                record.output = await self._guarded(aid, run, scope, record, emit)
+                record.output = await self._guarded(plan, scope, record, emit)
             else:
                 outputs = []
                 for index, value in enumerate(items):
-                    item_scope = Scope(state, aid, run, items={
-                        **(arguments or {}), "current": value, "index": index, "count": len(items),
-                        "prev": items[index - 1] if index else None,
+                    item_scope = Scope(state, aid, plan, items={
+                        **(arguments or {}), "current": value, "item": value, "index": index,
+                        "count": len(items), "prev": items[index - 1] if index else None,
                         "next": items[index + 1] if index + 1 < len(items) else None, "all": items})
-                    outputs.append(await self._guarded(aid, run, item_scope, record, emit))
+                    outputs.append(await self._guarded(plan, item_scope, record, emit))
                 record.output = record.item_values = outputs
         except Skipped:
             log.debug("resource %s skipped", aid)
@@ -128,37 +129,45 @@ class Engine:
         log.debug("resource %s done in %.1f ms", aid, (time.perf_counter() - started) * 1000)
         return record.output
 
-    def _preflight(self, aid: str, run: Any, scope: Scope) -> None:
-        check = run.preflight_check
-        if not check:
+    def _check(self, plan: ResourcePlan, scope: Scope) -> None:
+        check = plan.check
+        if check is None:
             return
-        for validation in check.validations or ():
-            if not _truthy(_eval(scope, validation)):
-                error = check.error
-                code = getattr(error, "code", None) or 400
-                message = getattr(error, "message", None) or f"Preflight check failed: {validation}"
-                raise PreflightError(aid, str(scope_render(scope, message)), int(code))
+        for source, program in check.conditions:
+            if not _truthy(program.run(_env(scope))):
+                message = check.message or f"Preflight check failed: {source}"
+                raise PreflightError(plan.action_id, str(scope_render(scope, message)), check.code)
 
-    def _items(self, resource: Any, scope: Scope) -> list[Any] | None:
-        items = resource.items
-        if items is None:
+    def _items(self, plan: ResourcePlan, scope: Scope) -> list[Any] | None:
+        """The iteration values. Authored entries are evaluated once; a list result expands into one
+        iteration per element. Values that come from evaluation are data: never rendered again."""
+        if plan.items is None:
             return None
-        if isinstance(items, str):
-            items = _eval(scope, items)
-        if items is None:
-            return []
-        if not isinstance(items, list):
-            raise ResourceError(scope.resource_id, f"items must be a list, got {type(items).__name__}", 500)
-        return [scope_render(scope, item) for item in items]
+        if isinstance(plan.items, str):
+            value = _eval(scope, plan.items)
+            if value is None:
+                return []
+            if not isinstance(value, list):
+                raise ResourceError(plan.action_id, f"items must be a list, got {type(value).__name__}", 500)
+            return list(value)
+        out: list[Any] = []
+        for entry in plan.items:
+            value = scope_render(scope, entry)
+            if isinstance(value, list):
+                out.extend(value)
+            else:
+                out.append(value)
+        return out
 
-    async def _guarded(self, aid: str, run: Any, scope: Scope, record: ResourceRecord,
+    async def _guarded(self, plan: ResourcePlan, scope: Scope, record: ResourceRecord,
                        emit: Emit | None) -> Any:
         """One execution with the resource's onError policy applied."""
-        on_error = run.on_error
+        aid = plan.action_id
+        on_error = plan.on_error
         attempts = 1 + (on_error.max_retries or 0) if on_error and on_error.action == "retry" else 1
         for attempt in range(1, attempts + 1):
             try:
-                return await self._execute(aid, run, scope, record, emit)
+                return await self._execute(plan, scope, record, emit)
             except PreflightError:
                 raise
             except ResourceError as err:
@@ -166,7 +175,7 @@ class Engine:
             except KdepsError as err:
                 error = _as_resource_error(aid, err)
             except TimeoutError:
-                error = ResourceError(aid, f"timed out after {_action_timeout(run):g}s", 504)
+                error = ResourceError(aid, f"timed out after {plan.timeout:g}s", 504)
             except Exception as err:  # an action bug: log it, answer a clean error
                 log.exception("resource %s failed unexpectedly", aid)
                 error = ResourceError(aid, f"internal error: {type(err).__name__}: {err}", 500)
@@ -190,22 +199,35 @@ class Engine:
             return {"_error": {"message": error.message, "handled": True}}
         raise AssertionError("unreachable")
 
-    async def _execute(self, aid: str, run: Any, scope: Scope, record: ResourceRecord,
+    async def _execute(self, plan: ResourcePlan, scope: Scope, record: ResourceRecord,
                        emit: Emit | None) -> Any:
-        for source in run.expr_before or ():
-            _eval(scope, source)
-        kind, config = action_of(run)
+        for step in plan.before:
+            await self._step(plan, step, scope, record, emit)
         output = None
-        if kind is not None:
-            limit = _action_timeout(run)
-            ctx = ActionRun(self, aid, scope, record, emit, asyncio.get_running_loop().time() + limit)
-            async with asyncio.timeout(limit + _TIMEOUT_GRACE):
-                output = await get_action(kind)(ctx, config)
+        if plan.primary is not None:
+            output = await self._action(plan, plan.primary, scope, record, emit, plan.timeout)
         record.output = output
-        scope.state.records[aid] = record  # the resource's own expr blocks can read its output
-        for source in [*(run.expr or ()), *(run.expr_after or ())]:
-            _eval(scope, source)
+        scope.state.records[plan.action_id] = record  # later steps can read the resource's output
+        for step in plan.after:
+            await self._step(plan, step, scope, record, emit)
+        if plan.response is not None:
+            output = await self._action(plan, Action("api_response", plan.response), scope, record, emit,
+                                        plan.timeout)
         return output
+
+    async def _step(self, plan: ResourcePlan, step: Step, scope: Scope, record: ResourceRecord,
+                    emit: Emit | None) -> None:
+        if step.program is not None:
+            step.program.run(_env(scope))
+        elif step.action is not None:
+            limit = float(getattr(step.action.config, "timeout_duration", None) or DEFAULT_ACTION_TIMEOUT)
+            await self._action(plan, step.action, scope, record, emit, limit)
+
+    async def _action(self, plan: ResourcePlan, action: Action, scope: Scope, record: ResourceRecord,
+                      emit: Emit | None, limit: float) -> Any:
+        ctx = ActionRun(self, plan.action_id, scope, record, emit, asyncio.get_running_loop().time() + limit)
+        async with asyncio.timeout(limit + _TIMEOUT_GRACE):
+            return await get_action(action.kind)(ctx, action.config)
 
     async def run_tool(self, aid: str, arguments: dict[str, Any], state: RequestState,
                        emit: Emit | None) -> Any:
@@ -283,22 +305,11 @@ def _truthy(value: Any) -> bool:
     return bool(value) and value is not None
 
 
-def _check_restrictions(run: Any, request: RequestData) -> None:
-    methods = run.restrict_to_http_methods
-    if methods and request.method.upper() not in {m.upper() for m in methods}:
+def _check_restrictions(plan: ResourcePlan, request: RequestData) -> None:
+    if plan.methods and request.method.upper() not in plan.methods:
         raise Skipped
-    routes = run.restrict_to_routes
-    if routes and request.route not in routes and request.path not in routes:
+    if plan.routes and request.route not in plan.routes and request.path not in plan.routes:
         raise Skipped
-
-
-def _action_timeout(run: Any) -> float:
-    _, config = action_of(run)
-    for holder in (config, run):
-        value = getattr(holder, "timeout_duration", None) if holder is not None else None
-        if value:
-            return float(value)
-    return DEFAULT_ACTION_TIMEOUT
 
 
 def _as_resource_error(aid: str, err: KdepsError) -> ResourceError:

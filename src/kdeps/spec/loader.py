@@ -16,26 +16,36 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
-from kdeps.errors import SpecError, SpecErrors
-from kdeps.spec.models import ACTIONS, Resource, Workflow
+from kdeps.errors import ExprError, SpecError, SpecErrors
+from kdeps.spec.models import (
+    PRIMARY_ACTIONS,
+    UNSUPPORTED_ACTIONS,
+    UNSUPPORTED_SETTINGS,
+    FlatResource,
+    Resource,
+    Workflow,
+)
+from kdeps.spec.plan import Layout, ResourcePlan, from_flat, from_seed
 from kdeps.spec.yamlio import Document, read_documents
 
 WORKFLOW_FILES = ("workflow.yaml", "workflow.yml")
-_ACTION_KEYS = {name for a in ACTIONS for name in (a, to_camel(a))}
+_PRIMARY_KEYS = tuple(to_camel(a) for a in PRIMARY_ACTIONS)
 
 
 @dataclass
 class Project:
-    """A loaded agent: its workflow and resources, plus where each resource was declared."""
+    """A loaded agent: its workflow and the plan of every resource, plus where each was declared."""
 
     root: Path
     workflow_file: Path
     workflow: Workflow
-    resources: dict[str, Resource] = field(default_factory=dict)
+    resources: dict[str, ResourcePlan] = field(default_factory=dict)
     locations: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    layouts: set[Layout] = field(default_factory=set)
+    warnings: list[SpecError] = field(default_factory=list)
 
     @property
-    def target(self) -> Resource:
+    def target(self) -> ResourcePlan:
         """The resource named by metadata.targetActionId."""
         return self.resources[self.workflow.metadata.target_action_id]
 
@@ -93,9 +103,18 @@ def load_project(path: str | os.PathLike[str]) -> Project:
                     errors.append(SpecError(msg, shown, doc.line, doc.col))
                 else:
                     workflow_doc = doc
-                    workflow = _validate(Workflow, doc, shown, errors)
+                    inline = doc.data.get("resources") if isinstance(doc.data, dict) else None
+                    if isinstance(inline, list):  # the current layout may declare resources inline
+                        for i, item in enumerate(inline):
+                            if item is not None:
+                                entries.append(_entry(doc.sub(("resources", i)), file, errors))
+                        data = {k: v for k, v in doc.data.items() if k != "resources"}
+                        workflow = _validate(Workflow, Document(data, doc.line, doc.col, doc.keys, doc.values),
+                                             shown, errors)
+                    else:
+                        workflow = _validate(Workflow, doc, shown, errors)
             else:
-                entries.append(_Entry(doc, file, _validate(Resource, doc, shown, errors)))
+                entries.append(_entry(doc, file, errors))
 
     if workflow_doc is None and not any(e.file == str(workflow_file) for e in errors):
         errors.append(SpecError("workflow.yaml has no Workflow document", str(workflow_file), 1, 1))
@@ -108,16 +127,20 @@ def load_project(path: str | os.PathLike[str]) -> Project:
             continue
         if aid in by_id:
             first = by_id[aid]
-            line, col = entry.doc.value_mark(("metadata", "actionId"))
+            line, col = entry.doc.value_mark((*entry.base, "actionId"))
             msg = f"duplicate actionId '{aid}' (first defined at {first.file}:{first.doc.line})"
             errors.append(SpecError(msg, str(entry.file), line, col))
         else:
             by_id[aid] = entry
     _check_references(by_id, errors, check_names=not lost_documents)
+    components = root_shown / "components"
+    if components.is_dir():
+        errors.append(SpecError("components (the components/ folder) are not supported by this implementation",
+                                str(components)))
     if workflow_doc is not None and not lost_documents:
         meta = workflow_doc.data.get("metadata") if isinstance(workflow_doc.data, dict) else None
         target = meta.get("targetActionId") if isinstance(meta, dict) else None
-        if isinstance(target, str) and target not in by_id:
+        if isinstance(target, str) and target not in by_id and not (not by_id and _serves_web(workflow_doc)):
             line, col = workflow_doc.value_mark(("metadata", "targetActionId"))
             msg = f"targetActionId '{target}' names no resource" + _known(by_id)
             errors.append(SpecError(msg, str(workflow_file), line, col, _closest(target, by_id)))
@@ -126,14 +149,62 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         errors.sort(key=lambda e: (e.file != str(workflow_file), e.file, e.line, e.col))
         raise SpecErrors(errors)
     assert workflow is not None
-    resources = {aid: e.resource for aid, e in by_id.items() if e.resource is not None}
+    resources = {aid: e.plan for aid, e in by_id.items() if e.plan is not None}
     return Project(
         root=workflow_file.parent.resolve(),
         workflow_file=workflow_file.resolve(),
         workflow=workflow,
         resources=resources,
         locations={aid: (e.file.resolve(), e.doc.line) for aid, e in by_id.items()},
+        layouts={e.layout for e in entries},
+        warnings=_warnings(workflow_doc, str(workflow_file), entries),
     )
+
+
+def _serves_web(doc: Document) -> bool:
+    """True when the workflow declares web server routes (an agent may be only a web server)."""
+    settings = doc.data.get("settings") if isinstance(doc.data, dict) else None
+    web = settings.get("webServer") if isinstance(settings, dict) else None
+    return isinstance(web, dict) and bool(web.get("routes"))
+
+
+def detect_layout(data: Any) -> Layout:
+    """`seed-era` for `metadata:`/`run:` documents, `current` for flat ones (top-level actionId)."""
+    if isinstance(data, dict) and "actionId" not in data and ("run" in data or "metadata" in data):
+        return "seed-era"
+    return "current"
+
+
+def _entry(doc: Document, file: Path, errors: list[SpecError]) -> _Entry:
+    layout = detect_layout(doc.data)
+    model: type[Resource] | type[FlatResource] = Resource if layout == "seed-era" else FlatResource
+    entry = _Entry(doc, file, layout)
+    before = len(errors)
+    validated = _validate(model, doc, str(file), errors)
+    if validated is None or len(errors) > before:
+        return entry
+    plan_of = from_seed if isinstance(validated, Resource) else from_flat
+    try:
+        entry.plan = plan_of(validated, file.resolve(), doc.line)
+    except ExprError as exc:
+        where = exc.source or ""
+        errors.append(SpecError(f"bad expression: {exc.message}" + (f" in `{where}`" if where else ""),
+                                str(file), *_expression_mark(doc, where)))
+    return entry
+
+
+def _expression_mark(doc: Document, source: str) -> tuple[int, int]:
+    """Where the expression `source` is written in `doc` (the document start when not found)."""
+    for path, mark in doc.values.items():
+        value: Any = doc.data
+        try:
+            for part in path:
+                value = value[part]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(value, str) and source and source in value:
+            return mark
+    return (doc.line, doc.col)
 
 
 @dataclass
@@ -142,12 +213,22 @@ class _Entry:
 
     doc: Document
     file: Path
-    resource: Resource | None
+    layout: Layout
+    plan: ResourcePlan | None = None
+
+    @property
+    def base(self) -> tuple[str, ...]:
+        """Where identity keys live: under `metadata` (seed-era) or at the top (current)."""
+        return ("metadata",) if self.layout == "seed-era" else ()
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Where action blocks live: under `run` (seed-era) or at the top (current)."""
+        return ("run",) if self.layout == "seed-era" else ()
 
     @property
     def action_id(self) -> str | None:
-        meta = self.doc.data.get("metadata") if isinstance(self.doc.data, dict) else None
-        aid = meta.get("actionId") if isinstance(meta, dict) else None
+        aid = self.get(*self.base, "actionId")
         return aid if isinstance(aid, str) else None
 
     def get(self, *path: str) -> Any:
@@ -157,7 +238,7 @@ class _Entry:
         return cur
 
     def requires(self) -> list[str]:
-        req = self.get("metadata", "requires")
+        req = self.get(*self.base, "requires")
         req = [req] if isinstance(req, str) else req
         return [r for r in req if isinstance(r, str)] if isinstance(req, list) else []
 
@@ -168,21 +249,23 @@ class _Entry:
 def _check_references(by_id: dict[str, _Entry], errors: list[SpecError], check_names: bool) -> None:
     for entry in by_id.values():
         doc, file = entry.doc, str(entry.file)
-        raw_req = entry.get("metadata", "requires")
+        raw_req = entry.get(*entry.base, "requires")
         for i, dep in enumerate(entry.requires()):
             if check_names and dep not in by_id:
-                path = ("metadata", "requires", i) if isinstance(raw_req, list) else ("metadata", "requires")
+                path = (*entry.base, "requires", i) if isinstance(raw_req, list) else (*entry.base, "requires")
                 line, col = doc.value_mark(path)
                 msg = f"requires '{dep}', but no resource has that actionId" + _known(by_id)
                 errors.append(SpecError(msg, file, line, col, _closest(dep, by_id)))
-        run = entry.get("run")
-        if isinstance(run, dict):
-            present = [k for k in run if k in _ACTION_KEYS and run[k] is not None]
+        block = entry.get(*entry.actions)
+        if isinstance(block, dict):
+            # One primary action per resource; apiResponse may join it (it shapes the answer).
+            present = [k for k in _PRIMARY_KEYS if block.get(k) is not None]
             if len(present) > 1:
-                line, col = doc.key_mark(("run", present[1]))
-                msg = f"a resource has one action, but this one has {len(present)}: " + " and ".join(present)
+                line, col = doc.key_mark((*entry.actions, present[1]))
+                msg = (f"a resource has one primary action, but this one has {len(present)}: "
+                       + " and ".join(present) + " (put the others in before:/after: steps)")
                 errors.append(SpecError(msg, file, line, col))
-        tools = entry.get("run", "chat", "tools")
+        tools = entry.get(*entry.actions, "chat", "tools")
         for i, tool in enumerate(tools if isinstance(tools, list) else []):
             if not isinstance(tool, dict):
                 continue
@@ -190,12 +273,12 @@ def _check_references(by_id: dict[str, _Entry], errors: list[SpecError], check_n
             field = "script" if script is not None else "name"
             script = script if script is not None else tool.get("name")  # a tool runs its namesake
             if check_names and isinstance(script, str) and script not in by_id:
-                line, col = doc.value_mark(("run", "chat", "tools", i, field))
+                line, col = doc.value_mark((*entry.actions, "chat", "tools", i, field))
                 msg = f"tool '{tool.get('name')}' runs '{script}', but no resource has that actionId"
                 errors.append(SpecError(msg + _known(by_id), file, line, col, _closest(script, by_id)))
     for cycle in _cycles({aid: e.requires() for aid, e in by_id.items()}):
         first = by_id[cycle[0]]
-        line, col = first.doc.key_mark(("metadata", "requires"))
+        line, col = first.doc.key_mark((*first.base, "requires"))
         errors.append(SpecError("dependency cycle: " + " -> ".join(cycle), str(first.file), line, col))
 
 
@@ -246,6 +329,41 @@ def _closest(word: str, options: Any) -> str | None:
         return lowered[word.lower()]
     match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return match[0] if match else None
+
+
+def _holds_actions(path: tuple[str | int, ...]) -> bool:
+    """True for a mapping where action blocks are written: a resource, its `run:`, a step."""
+    return path in ((), ("run",)) or (len(path) >= 2 and path[-2] in ("before", "after")
+                                      and isinstance(path[-1], int))
+
+
+# Keys KDeps accepts that this implementation reads but does not act on: a warning, not an error.
+_IGNORED_KEYS: dict[tuple[str, ...], str] = {
+    ("settings", "agentSettings", "lockFile"): "only used when building images",
+    ("settings", "apiServer", "rateLimit"): "requests are not rate-limited by this implementation",
+    ("settings", "webServer", "rateLimit"): "requests are not rate-limited by this implementation",
+    ("settings", "sqlConnections"): "sql resources are not supported by this implementation",
+}
+_IGNORED_RESOURCE_KEYS: dict[tuple[str, ...], str] = {
+    ("python", "venvName"): "python steps run in the agent's own interpreter",
+}
+
+
+def _warnings(workflow_doc: Document | None, workflow_file: str, entries: list[_Entry]) -> list[SpecError]:
+    """Keys that validate but have no effect here, each with its location."""
+    found: list[SpecError] = []
+    if workflow_doc is not None:
+        for path, why in _IGNORED_KEYS.items():
+            if path in workflow_doc.keys:
+                line, col = workflow_doc.keys[path]
+                found.append(SpecError(f"{'.'.join(path)} has no effect: {why}", workflow_file, line, col))
+    for entry in entries:
+        for path, why in _IGNORED_RESOURCE_KEYS.items():
+            full = (*entry.actions, *path)
+            if full in entry.doc.keys:
+                line, col = entry.doc.keys[full]
+                found.append(SpecError(f"{'.'.join(path)} has no effect: {why}", str(entry.file), line, col))
+    return found
 
 
 # ---------------------------------------------------------------- pydantic errors -> SpecError
@@ -311,6 +429,8 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
             cur = cur[part]
             path.append(part)
         elif isinstance(cur, dict) and isinstance(part, str):
+            if part is not loc[-1] and part in ("action", "expression"):
+                continue  # a union tag, not a key
             path.append(part)  # a missing or unknown key: the last element
             break
     return tuple(path)
@@ -376,8 +496,12 @@ def _convert(model: type[BaseModel], err: dict[str, Any], doc: Document, file: s
         parent = path[:-1]
         owner = _model_at(model, parent)
         allowed = owner.yaml_keys() if owner is not None and hasattr(owner, "yaml_keys") else []
-        if parent == ("run",) and key == "sql":
-            msg = "the sql action is not supported (query the database from a python or exec resource)"
+        if (key in UNSUPPORTED_ACTIONS and _holds_actions(parent)) or key == "mcp" or (
+                key in UNSUPPORTED_SETTINGS and parent == ("settings",)):
+            msg = f"`{key}` is not supported by this implementation"
+            if key == "sql":
+                msg += " (query the database from a python or exec resource)"
+            suggestion = None
         else:
             msg = f"unknown key '{key}'" + (f" in {_dotted(parent)}" if parent else "")
             suggestion = _closest(key, allowed)

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -19,6 +29,16 @@ from kdeps.spec.units import parse_byte_size, parse_duration
 API_VERSION = "kdeps.io/v1"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 ACTIONS = ("chat", "http_client", "python", "exec", "api_response")
+PRIMARY_ACTIONS = ("chat", "http_client", "python", "exec")
+
+# KDeps features this implementation does not have: a key naming one gets a clear "not supported"
+# error instead of "unknown key".
+UNSUPPORTED_ACTIONS = (
+    "sql", "agent", "component", "scraper", "embedding", "searchLocal", "searchWeb", "telephony",
+    "browser", "botReply", "email", "file", "git", "codeIntelligence", "loader", "vectorStore",
+    "transcribe", "mcp", "tts", "memory", "loop",
+)
+UNSUPPORTED_SETTINGS = ("llm", "webApp", "letsEncrypt", "certFile", "keyFile", "bot")
 
 
 # ---------------------------------------------------------------- reusable field types
@@ -147,6 +167,15 @@ Backend = Annotated[
 _ALIAS_MAPS: dict[type, dict[str, str]] = {}
 
 
+def _timeout() -> Any:
+    """A `timeoutDuration` field that the current layout spells `timeout`."""
+    return Field(
+        None,
+        validation_alias=AliasChoices("timeoutDuration", "timeout"),
+        description="Time limit, e.g. 30s (`timeout` in the current layout).",
+    )
+
+
 def _default(cls: type[BaseModel]) -> Any:
     """Default factory that skips validation (defaults are valid), so no validator is built for it."""
     return cls.model_construct
@@ -190,7 +219,12 @@ class SpecModel(BaseModel):
     def _alias_map(cls) -> dict[str, str]:
         cached = _ALIAS_MAPS.get(cls)
         if cached is None:
-            cached = _ALIAS_MAPS[cls] = {f.alias or n: n for n, f in cls.model_fields.items()}
+            cached = {}
+            for n, f in cls.model_fields.items():
+                cached[f.alias or n] = n
+                if isinstance(f.validation_alias, AliasChoices):
+                    cached.update({str(c): n for c in f.validation_alias.choices})
+            _ALIAS_MAPS[cls] = cached
         return cached
 
     @classmethod
@@ -211,6 +245,7 @@ class Route(SpecModel):
     methods: list[Method] = Field(
         default_factory=lambda: ["GET", "POST"], description="Allowed HTTP methods."
     )
+    public: bool = Field(False, description="Serve without the API auth token.")
 
 
 class Cors(SpecModel):
@@ -245,11 +280,17 @@ class ApiServer(SpecModel):
         "may be a template such as {{ get('TOKEN','env') }}.",
     )
     max_body_size: ByteSize | None = Field(
-        None, description="Largest accepted request body (bytes or e.g. 10MB)."
+        None,
+        validation_alias=AliasChoices("maxBodySize", "maxBodyBytes"),
+        description="Largest accepted request body (bytes or e.g. 10MB).",
     )
     max_concurrent_requests: int | None = Field(
-        None, ge=1, description="Requests handled at once; more are answered 503 with Retry-After."
+        None,
+        ge=1,
+        validation_alias=AliasChoices("maxConcurrentRequests", "maxConcurrent"),
+        description="Requests handled at once; more are answered 503 with Retry-After.",
     )
+    rate_limit: dict[str, Any] | None = Field(None, description="Accepted; not enforced (a warning).")
 
 
 class WebRoute(SpecModel):
@@ -281,6 +322,9 @@ class WebServer(SpecModel):
     port_num: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
     routes: list[WebRoute] = Field(default_factory=list)
     trusted_proxies: StrList = Field(default_factory=list)
+    rate_limit: dict[str, Any] | None = Field(None, description="Accepted; not enforced (a warning).")
+    max_body_bytes: ByteSize | None = None
+    max_concurrent: int | None = Field(None, ge=1)
 
 
 class AgentSettings(SpecModel):
@@ -308,6 +352,11 @@ class AgentSettings(SpecModel):
     )
     env: dict[str, ScalarStr] = Field(default_factory=dict, description="Environment variables of the agent.")
     args: dict[str, ScalarStr] = Field(default_factory=dict, description="Docker build arguments.")
+    packages: StrList = Field(default_factory=list, description="Extra packages of the image.")
+    replicas: int | None = Field(None, ge=1, description="Kubernetes replicas.")
+    resources: dict[str, Any] | None = Field(None, description="Kubernetes resource limits/requests.")
+    network_policy: bool = Field(False, description="Kubernetes NetworkPolicy.")
+    versions: dict[str, ScalarStr] = Field(default_factory=dict, description="Tool versions for images.")
 
 
 class Session(SpecModel):
@@ -330,6 +379,30 @@ class Session(SpecModel):
         return self
 
 
+class InputSettings(SpecModel):
+    """Where requests come from; this implementation serves the HTTP API (`api`) only."""
+
+    sources: StrList = Field(default_factory=lambda: ["api"], description="Input sources: api.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_api(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            sources = data.get("sources")
+            sources = [sources] if isinstance(sources, str) else sources
+            other = [s for s in sources or [] if str(s).lower() not in ("api", "http")]
+            if other:
+                raise PydanticCustomError(
+                    "unsupported", "input source '{name}' is not supported by this implementation "
+                    "(it serves the HTTP API: sources: [api])", {"name": other[0]})
+            extra = [k for k in data if k != "sources"]
+            if extra:
+                raise PydanticCustomError(
+                    "unsupported", "settings.input.{name} is not supported by this implementation",
+                    {"name": extra[0]})
+        return data
+
+
 class Settings(SpecModel):
     """Server, agent and session settings."""
 
@@ -345,6 +418,7 @@ class Settings(SpecModel):
     openai_compat: bool = Field(
         False, description="Also serve an OpenAI-compatible POST /v1/chat/completions."
     )
+    input: InputSettings | None = None
 
 
 class WorkflowMetadata(SpecModel):
@@ -366,6 +440,12 @@ class Workflow(SpecModel):
     kind: Literal["Workflow"] = "Workflow"
     metadata: WorkflowMetadata
     settings: Settings = Field(default_factory=_default(Settings))
+    resources: list[FlatResource] = Field(
+        default_factory=list, description="Resources declared inline (the current layout)."
+    )
+    tests: list[dict[str, Any]] = Field(
+        default_factory=list, description="Self-test cases (accepted; run them with your own client)."
+    )
 
 
 # ---------------------------------------------------------------- resources: actions
@@ -386,6 +466,7 @@ class ToolParameter(SpecModel):
     required: bool = False
     items: dict[str, Any] | None = Field(None, description="JSON Schema of array items.")
     enum: list[Any] | None = Field(None, description="Allowed values.")
+    default: Any = Field(None, description="Value used when the model leaves the argument out.")
 
 
 class Tool(SpecModel):
@@ -396,6 +477,7 @@ class Tool(SpecModel):
     script: str | None = Field(
         None, description="actionId of the resource that runs the tool (default: the tool's name).")
     parameters: dict[str, ToolParameter] = Field(default_factory=dict)
+    strict: bool = Field(False, description="Ask the provider to follow the schema strictly.")
 
 
 class ChatRetry(SpecModel):
@@ -437,8 +519,12 @@ class Chat(SpecModel):
     tools: list[Tool] = Field(default_factory=list)
     files: StrList = Field(default_factory=list, description="Images to attach (paths or templates).")
     retry: ChatRetry | None = None
-    timeout_duration: Duration | None = None
-    stream: bool = Field(False, description="Stream the answer (server-sent events) when this is the target.")
+    timeout_duration: Duration | None = _timeout()
+    stream: bool = Field(
+        False,
+        validation_alias=AliasChoices("stream", "streaming"),
+        description="Stream the answer (server-sent events) when this is the target (`streaming` too).",
+    )
     fallback: list[ChatFallback] = Field(default_factory=list)
     max_tool_rounds: int = Field(5, ge=1, description="Most model ↔ tool round trips per request.")
 
@@ -505,7 +591,7 @@ class HttpClient(SpecModel):
     data: Any = Field(None, description="Request body; a mapping or list is sent as JSON.")
     auth: HttpAuth | None = None
     retry: HttpRetry | None = None
-    timeout_duration: Duration | None = None
+    timeout_duration: Duration | None = _timeout()
     follow_redirects: bool = True
     proxy: str | None = None
     tls: HttpTls | None = None
@@ -520,7 +606,7 @@ class Python(SpecModel):
     args: StrList = Field(default_factory=list)
     env: dict[str, ScalarStr] = Field(default_factory=dict)
     venv_name: str | None = Field(None, description="Virtual environment to run in.")
-    timeout_duration: Duration | None = None
+    timeout_duration: Duration | None = _timeout()
 
     @model_validator(mode="after")
     def _check(self) -> Python:
@@ -536,7 +622,7 @@ class Exec(SpecModel):
     args: StrList = Field(default_factory=list)
     env: dict[str, ScalarStr] = Field(default_factory=dict)
     working_dir: str | None = None
-    timeout_duration: Duration | None = None
+    timeout_duration: Duration | None = _timeout()
 
 
 def _success(value: Any) -> Any:
@@ -561,6 +647,11 @@ class ApiResponse(SpecModel):
     ] = Field(True, description="true, false, or an expression.")
     response: Any = Field(None, description="Response body; strings may be expressions or templates.")
     meta: ApiResponseMeta | None = None
+    headers: dict[str, ScalarStr] = Field(
+        default_factory=dict, description="HTTP headers of the answer (the seed-era layout: meta.headers)."
+    )
+    model: str | None = None
+    backend: str | None = None
     status_code: int | None = Field(None, ge=100, le=599, description="HTTP status (default 200).")
 
 
@@ -657,20 +748,6 @@ class Run(SpecModel):
     exec: Exec | None = None
     api_response: ApiResponse | None = None
 
-    @property
-    def action_type(self) -> str | None:
-        """snake_case name of the configured action (`chat`, `http_client`, …), or None."""
-        for name in ACTIONS:
-            if getattr(self, name) is not None:
-                return name
-        return None
-
-    @property
-    def action(self) -> Chat | HttpClient | Python | Exec | ApiResponse | None:
-        """The configured action model, or None for an expression-only resource."""
-        name = self.action_type
-        return getattr(self, name) if name else None
-
 
 def _items(value: Any) -> Any:
     if value is None or isinstance(value, list | str):
@@ -701,3 +778,81 @@ class Resource(SpecModel):
         list[Any] | str | None, BeforeValidator(_items), WithJsonSchema({"type": ["array", "string"]})
     ] = Field(None, description="Run once per item: a list, or an expression giving a list.")
     run: Run = Field(default_factory=_default(Run))
+
+
+# ---------------------------------------------------------------- steps and the current (flat) layout
+
+
+class InlineAction(SpecModel):
+    """One inline action of a `before:`/`after:` list: exactly one action block."""
+
+    chat: Chat | None = None
+    http_client: HttpClient | None = None
+    python: Python | None = None
+    exec: Exec | None = None
+    api_response: ApiResponse | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> InlineAction:
+        present = [to_camel(name) for name in ACTIONS if getattr(self, name) is not None]
+        if len(present) != 1:
+            found = " and ".join(present) if present else "none"
+            raise ValueError(f"an inline step has exactly one action block ({found} given)")
+        return self
+
+
+Step = Annotated[
+    Annotated[
+        Annotated[str, Tag("expression")] | Annotated[InlineAction, Tag("action")],
+        Discriminator(lambda v: "action" if isinstance(v, dict | BaseModel) else "expression"),
+    ],
+    BeforeValidator(_scalar_to_str),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"$ref": "#/definitions/InlineAction"}]}),
+]
+"""A `before:`/`after:` entry: an expression, or an inline action."""
+
+
+class Validations(SpecModel):
+    """When the resource runs and what it accepts (the current layout's `validations:`)."""
+
+    methods: list[Method] = Field(default_factory=list, description="Run only for these HTTP methods.")
+    routes: StrList = Field(default_factory=list, description="Run only for these routes.")
+    headers: StrList = Field(default_factory=list, description="Headers the resource may read.")
+    params: StrList = Field(default_factory=list, description="Parameters the resource may read.")
+    skip: StrList = Field(default_factory=list, description="Skip the resource if any is true.")
+    check: StrList = Field(default_factory=list, description="All must be true, else answer `error`.")
+    error: PreflightErrorSpec | None = None
+    required: StrList = Field(default_factory=list, description="Input fields that must be present.")
+    rules: list[FieldRule] = Field(default_factory=list, description="Rules for input fields.")
+    properties: dict[str, FieldRule] = Field(default_factory=dict)
+    custom_rules: list[CustomRule] = Field(default_factory=list)
+    expr: StrList = Field(default_factory=list, description="Expressions run before the action.")
+
+
+class FlatResource(SpecModel):
+    """A resource in the current layout: identity, checks, steps and actions at the top level."""
+
+    api_version: Literal["kdeps.io/v1"] = Field(API_VERSION, description="Always kdeps.io/v1.")
+    kind: Literal["Resource"] = "Resource"
+    action_id: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+        description="Unique id; other resources use it in requires and get('id').",
+    )
+    name: str = ""
+    description: str = ""
+    category: str = ""
+    requires: StrList = Field(default_factory=list, description="actionIds that must run first.")
+    items: Annotated[
+        list[Any] | str | None, BeforeValidator(_items), WithJsonSchema({"type": ["array", "string"]})
+    ] = Field(None, description="Run once per item: a list, or an expression giving a list.")
+    validations: Validations | None = None
+    before: list[Step] = Field(default_factory=list, description="Expressions or actions run first.")
+    after: list[Step] = Field(default_factory=list, description="Expressions or actions run after.")
+    on_error: OnError | None = None
+    timeout: Duration | None = Field(None, description="Time limit of the resource's action.")
+
+    chat: Chat | None = None
+    http_client: HttpClient | None = None
+    python: Python | None = None
+    exec: Exec | None = None
+    api_response: ApiResponse | None = None

@@ -36,6 +36,21 @@ class Document:
             path = path[:-1]
         return (self.line, self.col)
 
+    def sub(self, path: Path_) -> Document:
+        """The value at `path` as a document of its own (positions kept, paths made relative)."""
+        n = len(path)
+        line, col = self.values.get(path, (self.line, self.col))
+        data: Any = self.data
+        for part in path:
+            data = data[part]
+        return Document(
+            data=data,
+            line=line,
+            col=col,
+            keys={k[n:]: m for k, m in self.keys.items() if k[:n] == path and len(k) > n},
+            values={k[n:]: m for k, m in self.values.items() if k[:n] == path and len(k) > n},
+        )
+
     def value_mark(self, path: Path_) -> Mark:
         """Position of the value at `path` (the closest enclosing one if it is not in the file)."""
         while path:

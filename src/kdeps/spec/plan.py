@@ -1,0 +1,222 @@
+"""The typed, immutable plan of a resource, resolved once from either YAML layout.
+
+The loader validates each document against the model of its layout (`Resource` for the seed-era
+`metadata:`/`run:` layout, `FlatResource` for the current one) and turns it into a `ResourcePlan`.
+Everything after the loader (engine, server, deploy) reads plans only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from kdeps.expr import Program, compile_expression
+from kdeps.spec.models import (
+    ApiResponse,
+    Chat,
+    Exec,
+    FieldRule,
+    FlatResource,
+    HttpClient,
+    InlineAction,
+    InputValidation,
+    OnError,
+    Python,
+    Resource,
+)
+
+Layout = Literal["seed-era", "current"]
+ActionKind = Literal["chat", "http_client", "python", "exec", "api_response"]
+ActionConfig = Chat | HttpClient | Python | Exec | ApiResponse
+DEFAULT_TIMEOUT = 60.0
+_PRIMARY: tuple[ActionKind, ...] = ("chat", "http_client", "python", "exec")
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An action block and the module that runs it."""
+
+    kind: ActionKind
+    config: ActionConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One `before:`/`after:` entry: a compiled expression or an inline action."""
+
+    source: str | None = None
+    program: Program | None = None
+    action: Action | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """Conditions that must all hold, and the error answered when one does not."""
+
+    conditions: tuple[tuple[str, Program], ...]
+    code: int
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePlan:
+    """One resource, ready to run: checks, steps and actions in execution order."""
+
+    action_id: str
+    name: str
+    layout: Layout
+    file: Path
+    line: int
+    requires: tuple[str, ...]
+    items: tuple[Any, ...] | str | None
+    methods: frozenset[str]
+    routes: tuple[str, ...]
+    allowed_headers: tuple[str, ...]
+    allowed_params: tuple[str, ...]
+    skip: tuple[tuple[str, Program], ...]
+    check: Check | None
+    validation: InputValidation | None
+    before: tuple[Step, ...]
+    primary: Action | None
+    after: tuple[Step, ...]
+    response: ApiResponse | None
+    on_error: OnError | None
+    timeout: float
+
+    def actions(self) -> Iterator[Action]:
+        """Every action of the resource: inline steps, primary and response."""
+        for step in self.before:
+            if step.action is not None:
+                yield step.action
+        if self.primary is not None:
+            yield self.primary
+        for step in self.after:
+            if step.action is not None:
+                yield step.action
+        if self.response is not None:
+            yield Action("api_response", self.response)
+
+    def chats(self) -> Iterator[Chat]:
+        """Every `chat` block of the resource (primary or inline)."""
+        for action in self.actions():
+            if isinstance(action.config, Chat):
+                yield action.config
+
+
+def _compiled(sources: list[str]) -> tuple[tuple[str, Program], ...]:
+    return tuple((s, compile_expression(_unbrace(s))) for s in sources)
+
+
+def _unbrace(source: str) -> str:
+    """An always-expression field may be written bare or as one whole `{{ }}`."""
+    text = source.strip()
+    if text.startswith("{{") and text.endswith("}}") and "{{" not in text[2:]:
+        return text[2:-2].strip()
+    return text
+
+
+def _expr_step(source: str) -> Step:
+    return Step(source=source, program=compile_expression(_unbrace(source)))
+
+
+def _action_of(block: Any, kinds: tuple[ActionKind, ...] = _PRIMARY) -> Action | None:
+    for kind in kinds:
+        config = getattr(block, kind)
+        if config is not None:
+            return Action(kind, config)
+    return None
+
+
+def _step(entry: str | InlineAction) -> Step:
+    if isinstance(entry, str):
+        return _expr_step(entry)
+    action = _action_of(entry, (*_PRIMARY, "api_response"))
+    assert action is not None  # InlineAction validates that one block is set
+    return Step(action=action)
+
+
+def _timeout(primary: Action | None, resource_timeout: float | None) -> float:
+    own = getattr(primary.config, "timeout_duration", None) if primary is not None else None
+    return float(own or resource_timeout or DEFAULT_TIMEOUT)
+
+
+def _validation(rules: InputValidation | None) -> InputValidation | None:
+    if rules is None:
+        return None
+    empty = not (rules.required or rules.properties or rules.fields or rules.rules or rules.custom_rules)
+    return None if empty else rules
+
+
+def from_seed(resource: Resource, file: Path, line: int) -> ResourcePlan:
+    """Plan of a seed-era document (`metadata:` + `run:`)."""
+    run = resource.run
+    primary = _action_of(run)
+    preflight = run.preflight_check
+    check = None
+    if preflight is not None and preflight.validations:
+        error = preflight.error
+        explicit = "message" in error.model_fields_set
+        check = Check(_compiled(list(preflight.validations)), error.code, error.message if explicit else None)
+    return ResourcePlan(
+        action_id=resource.metadata.action_id,
+        name=resource.metadata.name,
+        layout="seed-era",
+        file=file,
+        line=line,
+        requires=tuple(resource.metadata.requires),
+        items=tuple(resource.items) if isinstance(resource.items, list) else resource.items,
+        methods=frozenset(m.upper() for m in run.restrict_to_http_methods),
+        routes=tuple(run.restrict_to_routes),
+        allowed_headers=tuple(run.allowed_headers),
+        allowed_params=tuple(run.allowed_params),
+        skip=_compiled(list(run.skip_condition)),
+        check=check,
+        validation=_validation(run.validation),
+        before=tuple(_expr_step(s) for s in run.expr_before),
+        primary=primary,
+        after=tuple(_expr_step(s) for s in [*run.expr, *run.expr_after]),
+        response=run.api_response,
+        on_error=run.on_error,
+        timeout=_timeout(primary, run.timeout_duration),
+    )
+
+
+def from_flat(resource: FlatResource, file: Path, line: int) -> ResourcePlan:
+    """Plan of a current-layout document (top-level `actionId`, `validations`, `before`/`after`)."""
+    v = resource.validations
+    primary = _action_of(resource)
+    check = None
+    validation = None
+    if v is not None:
+        if v.check:
+            code = v.error.code if v.error is not None else 400
+            message = v.error.message if v.error is not None and "message" in v.error.model_fields_set else None
+            check = Check(_compiled(list(v.check)), code, message)
+        rules: list[FieldRule] = list(v.rules)
+        validation = _validation(InputValidation.model_construct(
+            required=list(v.required), properties=dict(v.properties), fields={}, rules=rules,
+            custom_rules=list(v.custom_rules)))
+    return ResourcePlan(
+        action_id=resource.action_id,
+        name=resource.name,
+        layout="current",
+        file=file,
+        line=line,
+        requires=tuple(resource.requires),
+        items=tuple(resource.items) if isinstance(resource.items, list) else resource.items,
+        methods=frozenset(m.upper() for m in v.methods) if v else frozenset(),
+        routes=tuple(v.routes) if v else (),
+        allowed_headers=tuple(v.headers) if v else (),
+        allowed_params=tuple(v.params) if v else (),
+        skip=_compiled(list(v.skip)) if v else (),
+        check=check,
+        validation=validation,
+        before=tuple(_expr_step(s) for s in (v.expr if v else [])) + tuple(_step(e) for e in resource.before),
+        primary=primary,
+        after=tuple(_step(e) for e in resource.after),
+        response=resource.api_response,
+        on_error=resource.on_error,
+        timeout=_timeout(primary, resource.timeout),
+    )
