@@ -141,10 +141,22 @@ def test_bare_false_keeps_plain_strings_literal() -> None:
         ("get ready for the show", False),
         ("get('q') is what you asked", False),  # does not parse completely
         ("get(", False),
-        ("upper('x')", False),  # builtins are not host functions
-        ("default(get('x'), 1)", False),
-        ("item.x", False),
-        ("llm.unknown", False),
+        ("upper('x')", False),  # a builtin alone shows no intent (KDeps keeps it literal)
+        ("upper(get('name'))", True),
+        ("len(get('name'))", True),
+        ("default(get('x'), 1)", True),
+        ("item.x", True),  # property access on a known object
+        ("item.x > 0 ? 'yes' : 'no'", True),
+        ("llm.unknown", True),
+        ("application/json", False),  # unknown names: literal text
+        ("text/html; charset=utf-8", False),
+        ("Mozilla/5.0 (X11; Linux x86_64)", False),
+        ("pros - cons", False),
+        ("N/A", False),
+        ("Bearer abc.def.ghi", False),
+        ("config.yaml", False),
+        ("1 + 1", True),
+        ("What is 2 + 2?", False),
         ("unknownFn('x')", False),
         ("{{ get('name') }}", False),
         ("", False),

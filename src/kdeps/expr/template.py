@@ -12,13 +12,13 @@ from functools import lru_cache
 from typing import Any
 
 from kdeps.errors import ExprError
+from kdeps.expr.builtins import BUILTINS, PREDICATE_BUILTINS
 from kdeps.expr.compiler import Program, compile_expression
-from kdeps.expr.parser import MAX_SOURCE
+from kdeps.expr.parser import MAX_SOURCE, Node, parse
 from kdeps.expr.runtime import Env
 from kdeps.expr.values import render_text
 
 _MAX_CLOSE_CANDIDATES = 8
-_LEADING_CALL = re.compile(r"\s*([A-Za-z_$][\w$]*)\s*(\(|\.\s*([A-Za-z_$][\w$]*)\s*\()")
 
 
 class Template:
@@ -91,23 +91,71 @@ def _expression_at(text: str, start: int) -> tuple[Program, int]:
 def is_bare_expression(text: str, env: Env) -> bool:
     """True when `text` (no `{{`) is an expression KDeps evaluates without braces.
 
-    It must start with a call of a host function (`get(`, `info(` ...) or of a host
-    namespace member (`llm.response(` ...) - a name in `env.functions` - and parse
-    completely as one expression. Everything else ("Hello, world!", "json") is literal.
+    KDeps' rule, decided with our parser instead of regexes: the text must parse completely as one
+    expression that shows intent — a call of a host function (`get(`, `info(`, ...) or `len(`, an
+    operator (comparison, logical, arithmetic, `??`, ternary), or property/index access on a known
+    object (`input.name`, `item.x`) — and every name in it must be known (host functions,
+    variables, builtins). So `upper(get('q'))` and `get('n') > 3` are expressions, while
+    "Hello world", "application/json" (unknown names) and "upper('x')" (no intent) stay literal.
     """
-    if not isinstance(text, str) or "{{" in text:
+    if not isinstance(text, str) or "{{" in text or not _MAYBE.search(text):
         return False
-    match = _LEADING_CALL.match(text)
-    if match is None:
+    root = _parsed(text.strip())
+    if root is None or root.kind in ("seq", "let", "const", "ident"):
         return False
-    name = match.group(1)
-    if name not in env.functions:
-        return False
+    known = _Known(env)
+    return known.check(root) and known.intent
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> Node | None:
     try:
-        program = compile_expression(text.strip())
+        return parse(text)
     except ExprError:
-        return False
-    return program.kind not in ("seq", "let")
+        return None
+
+
+_MAYBE = re.compile(r"[(\[.=!<>&|?+*/%-]")
+_OPERATOR_KINDS = frozenset({"binary", "unary", "cond", "elvis"})
+_INTENT_CALLS = frozenset({"len"})
+
+
+class _Known:
+    """Walks an AST: are all names known, and does it show expression intent?"""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.intent = False
+
+    def _name(self, name: str) -> bool:
+        return name in self.env.functions or name in self.env.variables
+
+    def check(self, node: Any) -> bool:
+        if isinstance(node, list | tuple):
+            return all(self.check(item) for item in node)
+        if not isinstance(node, Node):
+            return True
+        kind = node.kind
+        if kind == "ident":
+            return self._name(node.args[0]) or node.args[0] in ("nil", "true", "false")
+        if kind == "call":
+            name = node.args[0]
+            if name in self.env.functions or name in _INTENT_CALLS:
+                self.intent = True
+            elif name not in BUILTINS and name not in PREDICATE_BUILTINS:
+                return False
+            return self.check(node.args[1:])
+        if kind in _OPERATOR_KINDS:
+            self.intent = True
+        elif kind in ("member", "method", "chain") and self._rooted(node):
+            self.intent = True
+        return self.check(node.args)
+
+    def _rooted(self, node: Node) -> bool:
+        root: Any = node
+        while isinstance(root, Node) and root.kind in ("member", "method", "chain"):
+            root = root.args[0]
+        return isinstance(root, Node) and root.kind == "ident" and self._name(root.args[0])
 
 
 def render(value: Any, env: Env, *, bare: bool = True) -> Any:
