@@ -24,19 +24,19 @@ def kdeps(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 def test_validate_ok_folder() -> None:
     out = kdeps("validate", str(DATA / "ok"))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "Workflow validated successfully (5 resources)"
+    assert out.stdout.strip() == "Workflow validated successfully (5 resources; layout: seed-era)"
     assert out.stderr == ""
 
 
 def test_validate_workflow_file_relative_to_cwd() -> None:
     out = kdeps("validate", "workflow.yaml", cwd=DATA / "quickstart")
     assert out.returncode == 0, out.stderr
-    assert "Workflow validated successfully (2 resources)" in out.stdout
+    assert "Workflow validated successfully (2 resources; layout: seed-era)" in out.stdout
 
 
 def test_validate_defaults_to_current_folder() -> None:
     out = kdeps("validate", cwd=DATA / "quickstart")
-    assert out.returncode == 0 and "(2 resources)" in out.stdout
+    assert out.returncode == 0 and "(2 resources;" in out.stdout
 
 
 def test_validate_reports_every_error_with_location() -> None:
@@ -113,5 +113,5 @@ def _timed(path: Path) -> float:
     out = kdeps("validate", str(path))
     elapsed = time.perf_counter() - start
     assert out.returncode == 0, out.stderr
-    assert "(50 resources)" in out.stdout
+    assert "(50 resources;" in out.stdout
     return elapsed

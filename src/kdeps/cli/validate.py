@@ -25,5 +25,9 @@ def command(path: str) -> None:
     except KdepsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    for warning in project.warnings:
+        click.echo(f"warning: {warning}", err=True)
     count = len(project.resources)
-    click.echo(f"Workflow validated successfully ({count} resource{'s' if count != 1 else ''})")
+    layouts = " and ".join(sorted(project.layouts)) or "no resources"
+    click.echo(f"Workflow validated successfully ({count} resource{'s' if count != 1 else ''}; "
+               f"layout: {layouts})")

@@ -118,7 +118,7 @@ class Engine:
                 outputs = []
                 for index, value in enumerate(items):
                     item_scope = Scope(state, aid, plan, items={
-                        **(arguments or {}), "current": value, "item": value, "index": index,
+                        **(arguments or {}), "current": value, "index": index,
                         "count": len(items), "prev": items[index - 1] if index else None,
                         "next": items[index + 1] if index + 1 < len(items) else None, "all": items})
                     outputs.append(await self._guarded(plan, item_scope, record, emit))
