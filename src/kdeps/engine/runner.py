@@ -15,7 +15,7 @@ from kdeps.engine.graph import reachable_order
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.engine.scope import RequestState, ResourceRecord, Scope, agent_env
 from kdeps.errors import ExprError, KdepsError, PreflightError, ResourceError
-from kdeps.expr import Env, evaluate, render
+from kdeps.expr import Env, Program, evaluate, render
 from kdeps.spec.plan import Action, ResourcePlan, Step
 
 if TYPE_CHECKING:
@@ -108,10 +108,13 @@ class Engine:
         try:
             scope = Scope(state, aid, plan, items=arguments)
             _check_restrictions(plan, state.request)
-            if any(_truthy(program.run(_env(scope))) for _, program in plan.skip):
+            if any(_truthy(_run(aid, source, program, scope)) for source, program in plan.skip):
                 raise Skipped
             self._check(plan, scope)
-            items = self._items(plan, scope)
+            try:
+                items = self._items(plan, scope)
+            except ExprError as err:
+                raise ResourceError(aid, f"expression error in items: {err}", 500) from None
             if items is None:
                 record.output = await self._guarded(plan, scope, record, emit)
             else:
@@ -134,7 +137,7 @@ class Engine:
         if check is None:
             return
         for source, program in check.conditions:
-            if not _truthy(program.run(_env(scope))):
+            if not _truthy(_run(plan.action_id, source, program, scope)):
                 message = check.message or f"Preflight check failed: {source}"
                 raise PreflightError(plan.action_id, str(scope_render(scope, message)), check.code)
 
@@ -279,11 +282,20 @@ class ActionRun:
 def _env(scope: Scope, variables: dict[str, Any] | None = None) -> Env:
     cached = getattr(scope, "_env", None)
     if cached is None or variables:
-        env = Env(functions=scope.functions(), variables=variables or {})
+        base = {"item": scope.items["current"]} if "all" in scope.items else {}  # `item.org` in items
+        env = Env(functions=scope.functions(), variables={**base, **variables} if variables else base)
         if not variables:
             scope._env = env  # type: ignore[attr-defined]
         return env
     return cached
+
+
+def _run(aid: str, source: str, program: Program, scope: Scope) -> Any:
+    """A precompiled check or skip condition; its failure names the resource and the expression."""
+    try:
+        return program.run(_env(scope))
+    except ExprError as err:
+        raise ResourceError(aid, f"expression error in `{source}`: {err.message}", 500) from None
 
 
 def _eval(scope: Scope, source: Any, variables: dict[str, Any] | None = None) -> Any:
