@@ -226,7 +226,8 @@ async def test_items_expand_lists_and_stay_data(tmp_path: Path, monkeypatch: pyt
     assert "s3cr3t" not in str(reply.body)
 
 
-async def test_seed_items_expression_elements_are_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_seed_items_expression_elements_are_data(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KDEPS_TEST_SECRET", "s3cr3t")
     root = write(tmp_path, {"response.yaml": """\
         apiVersion: kdeps.io/v1

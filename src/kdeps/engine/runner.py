@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from kdeps.actions import get_action
-from kdeps.engine.graph import reachable_order
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.engine.scope import RequestState, ResourceRecord, Scope, agent_env
 from kdeps.errors import ExprError, KdepsError, PreflightError, ResourceError
 from kdeps.expr import Env, Program, evaluate, render
+from kdeps.spec.graph import reachable_order
 from kdeps.spec.plan import Action, ResourcePlan, Step
 
 if TYPE_CHECKING:

@@ -145,9 +145,7 @@ class _Known:
             elif name not in BUILTINS and name not in PREDICATE_BUILTINS:
                 return False
             return self.check(node.args[1:])
-        if kind in _OPERATOR_KINDS:
-            self.intent = True
-        elif kind in ("member", "method", "chain") and self._rooted(node):
+        if kind in _OPERATOR_KINDS or (kind in ("member", "method", "chain") and self._rooted(node)):
             self.intent = True
         return self.check(node.args)
 

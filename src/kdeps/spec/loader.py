@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
 from kdeps.errors import ExprError, SpecError, SpecErrors
+from kdeps.spec.graph import cycles
 from kdeps.spec.models import (
     PRIMARY_ACTIONS,
     UNSUPPORTED_ACTIONS,
@@ -109,8 +110,8 @@ def load_project(path: str | os.PathLike[str]) -> Project:
                             if item is not None:
                                 entries.append(_entry(doc.sub(("resources", i)), file, errors))
                         data = {k: v for k, v in doc.data.items() if k != "resources"}
-                        workflow = _validate(Workflow, Document(data, doc.line, doc.col, doc.keys, doc.values),
-                                             shown, errors)
+                        rest = Document(data, doc.line, doc.col, doc.keys, doc.values)
+                        workflow = _validate(Workflow, rest, shown, errors)
                     else:
                         workflow = _validate(Workflow, doc, shown, errors)
             else:
@@ -135,8 +136,8 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     _check_references(by_id, errors, check_names=not lost_documents)
     components = root_shown / "components"
     if components.is_dir():
-        errors.append(SpecError("components (the components/ folder) are not supported by this implementation",
-                                str(components)))
+        msg = "components (the components/ folder) are not supported by this implementation"
+        errors.append(SpecError(msg, str(components)))
     if workflow_doc is not None and not lost_documents:
         meta = workflow_doc.data.get("metadata") if isinstance(workflow_doc.data, dict) else None
         target = meta.get("targetActionId") if isinstance(meta, dict) else None
@@ -252,7 +253,7 @@ def _check_references(by_id: dict[str, _Entry], errors: list[SpecError], check_n
         raw_req = entry.get(*entry.base, "requires")
         for i, dep in enumerate(entry.requires()):
             if check_names and dep not in by_id:
-                path = (*entry.base, "requires", i) if isinstance(raw_req, list) else (*entry.base, "requires")
+                path = (*entry.base, "requires", *((i,) if isinstance(raw_req, list) else ()))
                 line, col = doc.value_mark(path)
                 msg = f"requires '{dep}', but no resource has that actionId" + _known(by_id)
                 errors.append(SpecError(msg, file, line, col, _closest(dep, by_id)))
@@ -276,43 +277,10 @@ def _check_references(by_id: dict[str, _Entry], errors: list[SpecError], check_n
                 line, col = doc.value_mark((*entry.actions, "chat", "tools", i, field))
                 msg = f"tool '{tool.get('name')}' runs '{script}', but no resource has that actionId"
                 errors.append(SpecError(msg + _known(by_id), file, line, col, _closest(script, by_id)))
-    for cycle in _cycles({aid: e.requires() for aid, e in by_id.items()}):
+    for cycle in cycles({aid: e.requires() for aid, e in by_id.items()}):
         first = by_id[cycle[0]]
         line, col = first.doc.key_mark((*first.base, "requires"))
         errors.append(SpecError("dependency cycle: " + " -> ".join(cycle), str(first.file), line, col))
-
-
-def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
-    """Each dependency cycle once, as [a, b, …, a], starting from the first resource in file order."""
-    order = {aid: i for i, aid in enumerate(graph)}
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    stack: list[str] = []
-    found: list[list[str]] = []
-    seen: set[frozenset[str]] = set()
-
-    def visit(aid: str) -> None:
-        state[aid] = 1
-        stack.append(aid)
-        for dep in graph[aid]:
-            if dep not in graph:
-                continue
-            if state.get(dep) == 1:
-                cycle = stack[stack.index(dep) :]
-                key = frozenset(cycle)
-                if key not in seen:
-                    seen.add(key)
-                    start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
-                    cycle = cycle[start:] + cycle[:start]
-                    found.append([*cycle, cycle[0]])
-            elif dep not in state:
-                visit(dep)
-        stack.pop()
-        state[aid] = 2
-
-    for aid in graph:
-        if aid not in state:
-            visit(aid)
-    return found
 
 
 def _known(names: dict[str, Any]) -> str:

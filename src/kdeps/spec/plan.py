@@ -192,7 +192,8 @@ def from_flat(resource: FlatResource, file: Path, line: int) -> ResourcePlan:
     if v is not None:
         if v.check:
             code = v.error.code if v.error is not None else 400
-            message = v.error.message if v.error is not None and "message" in v.error.model_fields_set else None
+            explicit = v.error is not None and "message" in v.error.model_fields_set
+            message = v.error.message if v.error is not None and explicit else None
             check = Check(_compiled(list(v.check)), code, message)
         rules: list[FieldRule] = list(v.rules)
         validation = _validation(InputValidation.model_construct(
