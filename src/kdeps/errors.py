@@ -78,4 +78,5 @@ class InputValidationError(KdepsError):
                  message: str = "Input validation failed") -> None:
         self.resource, self.errors, self.message = resource, errors, message
         problems = "; ".join(str(e.get("message")) for e in errors)
-        super().__init__(f"resource '{resource}': {message}: {problems}" if resource else f"{message}: {problems}")
+        where = f"resource '{resource}': " if resource else ""
+        super().__init__(f"{where}{message}: {problems}")

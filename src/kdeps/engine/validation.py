@@ -229,7 +229,8 @@ def _date(value: str) -> str | None:
     return "invalid date format (expected RFC3339 or YYYY-MM-DD)"
 
 
-_FORMATS: dict[str, Callable[[str], str | None]] = {"email": _email, "url": _url, "uuid": _uuid, "date": _date}
+_FORMATS: dict[str, Callable[[str], str | None]] = {
+    "email": _email, "url": _url, "uuid": _uuid, "date": _date}
 # Which constraints a declared type takes (KDeps: uuid, date, boolean and object take none).
 _GROUPS = {"string": "string", "email": "string", "url": "string", "integer": "number", "number": "number",
            "array": "array"}
