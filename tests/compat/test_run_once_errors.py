@@ -51,7 +51,8 @@ def test_unexpected_error_is_a_500_body_and_a_one_line_summary() -> None:
     request = RequestData(request_id="r-1")
     response, detail = _failure(TypeError("boom"), request)
     assert response.status == 500
-    assert response.body == {"success": False, "error": {"message": "internal server error", "requestId": "r-1"}}
+    assert response.body == {"success": False,
+                             "error": {"message": "internal server error", "requestId": "r-1"}}
     assert detail == "internal error: TypeError: boom"
 
 
@@ -61,6 +62,6 @@ def test_validation_error_is_the_422_body() -> None:
     response, detail = _failure(InputValidationError("createUser", [problem]), request)
     assert response.status == 422 and detail is None
     error = response.body["error"]
-    assert error == {"code": "VALIDATION_ERROR", "message": "Input validation failed", "resourceId": "createUser",
-                     "details": {"errors": [problem]}}
+    assert error == {"code": "VALIDATION_ERROR", "message": "Input validation failed",
+                     "resourceId": "createUser", "details": {"errors": [problem]}}
     assert response.body["meta"]["requestID"] == "r-2" and response.body["meta"]["path"] == "/api/v1/run"

@@ -101,10 +101,10 @@ def _failure(exc: Exception, request: Any) -> tuple[Any, str | None]:
 
 
 class _NoTraceback(logging.Formatter):
-    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+    def formatException(self, ei: Any) -> str:
         return ""
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+    def formatStack(self, stack_info: str) -> str:
         return ""
 
 
