@@ -66,3 +66,4 @@ def test_get_falls_back_to_metadata_but_not_to_unknown_keys() -> None:
     assert evaluate("get('version')", scope.env()) == "2.1.0"
     assert evaluate("get('nothing')", scope.env()) is None
     assert evaluate("get('nothing', 'dflt')", scope.env()) == "dflt"
+    assert evaluate("get('name', 'Anonymous')", scope.env()) == "Anonymous"  # the author's default wins

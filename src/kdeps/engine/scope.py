@@ -95,7 +95,7 @@ class Scope:
         if getter is None:
             return MISSING
         value = getter(self)
-        return MISSING if value is None else value
+        return MISSING if value is None or value == "" else value
 
     def get(self, key: Any, hint: Any = None, *rest: Any) -> Any:
         key = str(key)
@@ -116,9 +116,10 @@ class Scope:
         upload = self._upload(key)
         if upload is not None:
             return upload.path
-        value = self._metadata(key)
-        if value is not MISSING:
-            return value
+        if hint is None:  # a default the author wrote wins over request metadata ('name', 'path'...)
+            value = self._metadata(key)
+            if value is not MISSING:
+                return value
         return hint  # KDeps: get('page', '1') -> '1' when nothing is found
 
     def _by_hint(self, key: str, hint: str) -> Any:
