@@ -58,6 +58,8 @@ def test_input_object(scope: Scope, source: str, expected: Any) -> None:
     ("request.ID", "req-42"),
     ("request.query.page", "2"),
     ("request.headers['authorization']", "Bearer t"),
+    ("request.headers.Authorization", "Bearer t"),
+    ("request.headers['Content-Type']", "multipart/form-data"),
     ("request.params('page')", "2"),
     ("request.params('nope')", None),
     ("request.header('Authorization')", "Bearer t"),

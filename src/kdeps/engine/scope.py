@@ -257,7 +257,7 @@ class Scope:
         """`request.method`, `.path`, `.headers`, `.query`, `.body`, `.IP`, `.ID` as data; its
         methods (`request.file('x')`, ...) are host functions (`_request_methods`)."""
         req = self.state.request
-        return {"method": req.method, "path": req.path, "headers": dict(req.headers),
+        return {"method": req.method, "path": req.path, "headers": _Headers(req.headers),
                 "query": dict(req.query), "body": req.body, "IP": req.client_ip, "ID": req.request_id}
 
     def input_object(self) -> Any:
@@ -386,6 +386,20 @@ class ScopeVariables(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(set(self._extra) | {"input", "request"})
+
+
+class _Headers(dict[str, Any]):
+    """Request headers (kept lower-cased) read in any case: `request.headers.Authorization` and
+    `request.headers['content-type']` both work, as with Go's canonical header names."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return super().get(key.lower() if isinstance(key, str) else key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        return super().__getitem__(key.lower() if isinstance(key, str) else key)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
 
 
 def _request(attr: str) -> Callable[[Scope], Any]:
