@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class KdepsError(Exception):
     """Base of every error kdeps reports to a user."""
@@ -64,3 +66,17 @@ class PreflightError(KdepsError):
     def __init__(self, resource: str, message: str, status: int = 400) -> None:
         self.resource, self.message, self.status = resource, message, status
         super().__init__(message)
+
+
+class InputValidationError(KdepsError):
+    """Request input broke a resource's validation rules: answered with 422 and one entry per problem
+    (`{"field", "type", "message", "value"}`); build the body with `kdeps.engine.validation.error_body`."""
+
+    status = 422
+
+    def __init__(self, resource: str, errors: list[dict[str, Any]],
+                 message: str = "Input validation failed") -> None:
+        self.resource, self.errors, self.message = resource, errors, message
+        problems = "; ".join(str(e.get("message")) for e in errors)
+        where = f"resource '{resource}': " if resource else ""
+        super().__init__(f"{where}{message}: {problems}")

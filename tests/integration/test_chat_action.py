@@ -189,7 +189,7 @@ async def test_json_missing_keys_triggers_one_reask(tmp_path: Path, openai: Open
 async def test_json_still_invalid_fails_with_raw_text(tmp_path: Path, openai: OpenAICompatFake) -> None:
     openai.say("I think it is nice.")
     openai.say("Really, it is nice. " * 100)
-    res = await ask(agent(tmp_path, JSON_AGENT), q="meh")
+    res = await ask(agent(tmp_path, JSON_AGENT + "    strictJsonKeys: true\n"), q="meh")
     assert res.status == 502
     message = res.body["error"]["message"]
     assert "not valid JSON" in message and "Really, it is nice." in message

@@ -29,6 +29,9 @@ class ActionContext(Protocol):
     async def run_tool(self, action_id: str, arguments: dict[str, Any]) -> Any:
         """Run another resource (a tool) with `arguments` visible through get('<name>'); its output."""
 
+    def remember(self, key: str, value: Any) -> None:
+        """`set(key, value)` in this request's memory (chat keeps tool-call arguments there)."""
+
     def record(self, **meta: Any) -> None:
         """Attach metadata to this resource's output (llm.usage/llm.prompt, http status/headers, ...)."""
 

@@ -1,8 +1,11 @@
 """The `chat` action: a resource's `run.chat` block rendered for one request, sent to an LLM backend
 through `kdeps.llm.client`, with the tool loop, image files, JSON handling, streaming and fallback.
 
-Output: the reply text, or the parsed JSON object when `jsonResponse` is on. Metadata recorded for
-`llm.prompt(id)`, `llm.response(id)` and `llm.usage(id)`."""
+Output: the reply text, which also reads as KDeps' response object (`get('id').message.content`),
+or the parsed JSON object when `jsonResponse` is on. A JSON reply that still lacks a
+`jsonResponseKeys` key after one repair request is returned with that key null and a warning in the
+resource's metadata, unless `strictJsonKeys` makes it a 502. Metadata recorded for `llm.prompt(id)`,
+`llm.response(id)` and `llm.usage(id)`."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from kdeps.actions.base import ActionContext
 from kdeps.actions.chat_files import load_images
 from kdeps.actions.chat_tools import CompiledTools, compile_tools, encode_result, run_calls
 from kdeps.errors import KdepsError, ResourceError
+from kdeps.expr.values import TextWithFields
 from kdeps.llm import client
 from kdeps.llm.errors import AuthError, LLMConnectionError, LLMError, LLMTimeoutError, NotFoundError
 from kdeps.llm.registry import UnknownBackendError, backend_info, get_backend
@@ -46,6 +50,7 @@ class _Run:
     prompt: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 async def run(ctx: ActionContext, config: Any) -> Any:
@@ -72,6 +77,11 @@ async def run(ctx: ActionContext, config: Any) -> Any:
     except LLMError as exc:
         raise _resource_error(ctx.resource_id, exc, state, timeout) from None
     ctx.record(prompt=prompt, response=text, usage=_usage(state, loop.time() - started))
+    if state.warnings:
+        ctx.record(warnings=state.warnings)
+    if isinstance(output, str):
+        return TextWithFields(output, {"message": {"role": "assistant", "content": output},
+                                       "model": state.model, "backend": state.backend, "done": True})
     return output
 
 
@@ -228,22 +238,28 @@ async def _converse(state: _Run, request: ChatRequest, tools: CompiledTools | No
     result = await _answer(state, request, tools, max_rounds)
     if not request.json_mode:
         return result.text, prompt, result.text
-    parsed, problem = _parse_json(result.text, request.json_keys)
+    value, problem = _parse_json(result.text, request.json_keys)
     if problem is None:
-        return parsed, prompt, result.text
+        return value, prompt, result.text
     state.ctx.log.info("chat %s: reply was not the JSON asked for (%s); asking once more",
                        state.ctx.resource_id, problem)
     request.messages.append(Message(role="assistant", content=result.text))
     request.messages.append(Message(role="user", content=f"Your reply was not usable: {problem}. "
                                     + _json_instruction(request.json_keys)))
     result = await _answer(state, request, tools, max_rounds)
-    parsed, problem = _parse_json(result.text, request.json_keys)
+    value, problem = _parse_json(result.text, request.json_keys)
     if problem is None:
-        return parsed, prompt, result.text
+        return value, prompt, result.text
     raw = result.text if len(result.text) <= RAW_SHOWN else result.text[:RAW_SHOWN] + "…"
-    raise ResourceError(state.ctx.resource_id,
-                        f"{state.backend} model {state.model} did not return the JSON asked for "
-                        f"({problem}); its reply: {raw!r}", 502)
+    if config.strict_json_keys:
+        raise ResourceError(state.ctx.resource_id,
+                            f"{state.backend} model {state.model} did not return the JSON asked for "
+                            f"({problem}); its reply: {raw!r}", 502)
+    # KDeps answers with what the model gave; the gap is reported, not fatal.
+    warning = f"{state.backend} model {state.model} did not return the JSON asked for ({problem})"
+    state.ctx.log.warning("chat %s: %s; its reply: %r", state.ctx.resource_id, warning, raw)
+    state.warnings.append(warning)
+    return _lenient_json(value, problem, result.text, request.json_keys), prompt, result.text
 
 
 async def _answer(state: _Run, request: ChatRequest, tools: CompiledTools | None,
@@ -262,9 +278,22 @@ async def _answer(state: _Run, request: ChatRequest, tools: CompiledTools | None
         rounds += 1
         request.messages.append(Message(role="assistant", content=result.text,
                                         tool_calls=list(result.tool_calls)))
+        for call in result.tool_calls:
+            _remember_arguments(state.ctx, call)
         messages, records = await run_calls(state.ctx, tools, result.tool_calls, state.ctx.log)
         request.messages.extend(messages)
         state.tool_calls.extend(records)
+
+
+def _remember_arguments(ctx: ActionContext, call: ToolCall) -> None:
+    """KDeps keeps each tool argument in request memory twice, as `tool_<tool>_<name>` and as
+    `<name>`, so later resources read them with get()."""
+    remember = getattr(ctx, "remember", None)  # optional in ActionContext until every engine has it
+    if remember is None:
+        return
+    for name, value in (call.arguments or {}).items():
+        remember(f"tool_{call.name}_{name}", value)
+        remember(name, value)
 
 
 async def _call(state: _Run, request: ChatRequest) -> ChatResult:
@@ -332,7 +361,7 @@ _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
 def _parse_json(text: str, keys: list[str]) -> tuple[Any, str | None]:
-    """The JSON value in a reply and None, or (None, what is wrong)."""
+    """The JSON value in a reply (None when there is none) and what is wrong with it, if anything."""
     body = text.strip()
     fenced = _FENCE.match(body)
     if fenced:
@@ -345,11 +374,19 @@ def _parse_json(text: str, keys: list[str]) -> tuple[Any, str | None]:
             return None, "it is not valid JSON"
     if keys:
         if not isinstance(value, dict):
-            return None, "it is not a JSON object"
+            return value, "it is not a JSON object"
         missing = [k for k in keys if k not in value]
         if missing:
-            return None, "missing keys: " + ", ".join(missing)
+            return value, "missing keys: " + ", ".join(missing)
     return value, None
+
+
+def _lenient_json(value: Any, problem: str, text: str, keys: list[str]) -> dict[str, Any]:
+    """What KDeps answers for a reply that is not the JSON asked for: the object with each missing
+    key null, or (no object at all) the keys null beside the parse error and the reply text."""
+    if isinstance(value, dict):
+        return {**value, **{k: None for k in keys if k not in value}}
+    return {**dict.fromkeys(keys), "error": f"Failed to parse JSON response: {problem}", "content": text}
 
 
 def _embedded_object(text: str) -> Any:

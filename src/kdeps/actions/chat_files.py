@@ -9,6 +9,7 @@ from typing import Any
 
 import filetype
 
+from kdeps.engine.request import find_upload
 from kdeps.errors import ResourceError
 from kdeps.llm.types import ImagePart
 
@@ -25,12 +26,9 @@ def _flatten(values: Any) -> Iterable[Any]:
 
 
 def _uploaded(entry: str, uploads: list[Any]) -> Path | None:
-    """The saved path of the upload `entry` names: its saved path, then its filename, then its field."""
-    for attr in ("path", "filename", "field"):
-        for upload in uploads:
-            if getattr(upload, attr, None) == entry:
-                return Path(upload.path)
-    return None
+    """The saved path of the upload `entry` names (KDeps' lookup: `file[]` works as `file` does)."""
+    upload = find_upload(uploads, entry)
+    return Path(upload.path) if upload is not None else None
 
 
 def load_images(resource: str, entries: list[Any], workflow_dir: Path, uploads: list[Any]) -> list[ImagePart]:

@@ -24,11 +24,11 @@ def command(expressions: tuple[str, ...], inputs: tuple[str, ...]) -> None:
     from kdeps.engine.request import RequestData
     from kdeps.engine.scope import RequestState, Scope, agent_env
     from kdeps.errors import KdepsError
-    from kdeps.expr import Env, evaluate
+    from kdeps.expr import evaluate
 
     values = parse_inputs(inputs)
     state = RequestState(RequestData(method="POST", body=values, query={}), agent_env(None))
-    env = Env(functions=Scope(state, "eval").functions())
+    env = Scope(state, "eval").env()
     sources = expressions or tuple(line for line in sys.stdin.read().splitlines() if line.strip())
     failed = False
     for source in sources:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,3 +44,24 @@ class ResponseData:
     session_changed: bool = False  # the server persists RequestData.session when True
     resources: list[str] | None = None  # actionIds that ran, for the access log
     usage: dict[str, int] | None = None  # LLM tokens of the whole run: input_tokens, output_tokens
+
+
+_INDEXED = re.compile(r".+\[(\d+)\]")
+# Form field names that mean "the uploaded file" in KDeps, whatever field it came in.
+GENERIC_UPLOAD_NAMES = frozenset({"file", "file[]", "files"})
+
+
+def find_upload(files: list[UploadedFile], name: str) -> UploadedFile | None:
+    """The upload `name` refers to, as KDeps resolves it: `file[2]` by position, then the form field
+    name, then the file name, then the saved path; `file`, `file[]` and `files` fall back to the
+    first upload, so a `file[]` field is reached exactly as a `file` field is."""
+    if not files:
+        return None
+    indexed = _INDEXED.fullmatch(name)
+    if indexed and int(indexed.group(1)) < len(files):
+        return files[int(indexed.group(1))]
+    for attr in ("field", "filename", "path"):
+        for upload in files:
+            if getattr(upload, attr) == name:
+                return upload
+    return files[0] if name in GENERIC_UPLOAD_NAMES else None

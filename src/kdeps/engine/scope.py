@@ -1,8 +1,10 @@
-"""The data one request's expressions can see, and the host functions (`get`, `set`, `info`, ...)
-that read it. One `RequestState` per request; one `Scope` per resource (and per item iteration)."""
+"""The data one request's expressions can see: the host functions (`get`, `set`, `info`, ...) and
+the `input` / `request` objects. One `RequestState` per request; one `Scope` per resource (and per
+item iteration). Build an expression environment with `Scope.env()`."""
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 import time
@@ -12,7 +14,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from kdeps.engine.request import RequestData
+from kdeps.engine.request import RequestData, UploadedFile, find_upload
+from kdeps.errors import ExprError
+from kdeps.expr import Env
 
 # get(key, hint): the second argument is a source hint when it is one of these, else a default value.
 HINTS = frozenset({"param", "query", "body", "header", "session", "memory", "item", "env", "file",
@@ -30,6 +34,15 @@ class ResourceRecord:
     item_values: list[Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """The workflow's metadata as `info('name')`, `info('version')`, `info('description')` read it."""
+
+    name: str = ""
+    version: str = ""
+    description: str = ""
+
+
 @dataclass
 class RequestState:
     request: RequestData
@@ -38,6 +51,7 @@ class RequestState:
     memory: dict[str, Any] = field(default_factory=dict)
     session_changed: bool = False
     started: float = field(default_factory=time.time)
+    agent: AgentInfo = field(default_factory=AgentInfo)
 
 
 class Scope:
@@ -73,15 +87,15 @@ class Scope:
             return MISSING
         return self.state.request.headers.get(lower, MISSING)
 
-    def _upload(self, key: str):
-        for f in self.state.request.files:
-            if key in (f.field, f.filename):
-                return f
-        return None
+    def _upload(self, key: str) -> UploadedFile | None:
+        return find_upload(self.state.request.files, key)
 
     def _metadata(self, key: str) -> Any:
-        value = self.info(key)
-        return MISSING if value is None else value
+        getter = _INFO.get(key)
+        if getter is None:
+            return MISSING
+        value = getter(self)
+        return MISSING if value is None or value == "" else value
 
     def get(self, key: Any, hint: Any = None, *rest: Any) -> Any:
         key = str(key)
@@ -102,9 +116,10 @@ class Scope:
         upload = self._upload(key)
         if upload is not None:
             return upload.path
-        value = self._metadata(key)
-        if value is not MISSING:
-            return value
+        if hint is None:  # a default the author wrote wins over request metadata ('name', 'path'...)
+            value = self._metadata(key)
+            if value is not MISSING:
+                return value
         return hint  # KDeps: get('page', '1') -> '1' when nothing is found
 
     def _by_hint(self, key: str, hint: str) -> Any:
@@ -149,27 +164,37 @@ class Scope:
             raise ValueError(f"set(): storage must be 'memory' or 'session', not {storage!r}")
         return value
 
-    def info(self, field_name: str) -> Any:
+    def info(self, key: Any) -> Any:
+        """Request and workflow metadata, KDeps' `info()` keys (see `_INFO`); an unknown key is an
+        error that lists the valid ones."""
+        getter = _INFO.get(str(key))
+        if getter is None:
+            close = difflib.get_close_matches(str(key), _INFO_KEYS, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ExprError(f"info(): unknown key '{key}'{hint}; valid keys: {', '.join(_INFO_KEYS)}")
+        return getter(self)
+
+    def request_data(self) -> dict[str, Any]:
+        """Body fields, query parameters and headers in one mapping (later sources win), filtered by
+        the resource's allowed params and headers: what input validation checks."""
         req = self.state.request
-        files = req.files
-        values: dict[str, Callable[[], Any]] = {
-            "requestId": lambda: req.request_id,
-            "timestamp": lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "path": lambda: req.path,
-            "route": lambda: req.route,
-            "method": lambda: req.method,
-            "clientIp": lambda: req.client_ip,
-            "sessionId": lambda: req.session_id,
-            "filecount": lambda: len(files),
-            "files": lambda: [f.path for f in files],
-            "filenames": lambda: [f.filename for f in files],
-            "filetypes": lambda: [f.mime for f in files],
-            "resourceId": lambda: self.resource_id,
-        }
-        getter = values.get(str(field_name))
-        return getter() if getter else None
+        data: dict[str, Any] = {}
+        sources: list[tuple[Mapping[str, Any], set[str] | None]] = [
+            (req.body if isinstance(req.body, Mapping) else {}, self.allowed_params),
+            (req.query, self.allowed_params),
+            (req.headers, self.allowed_headers),
+        ]
+        for source, allowed in sources:
+            for key, value in source.items():
+                if allowed is None or (key.lower() if source is req.headers else key) in allowed:
+                    data[key] = value
+        return data
 
     def file(self, pattern: str, selector: str = "all") -> Any:
+        if selector == "all" and not any(c in pattern for c in "*?"):
+            named = self._upload(pattern)
+            if named is not None:
+                return _read_text(named.path)
         matches = [f for f in self.state.request.files
                    if fnmatch.fnmatch(f.filename, pattern) or fnmatch.fnmatch(f.field, pattern)]
         if selector.startswith("mime:"):
@@ -223,6 +248,51 @@ class Scope:
     def functions(self) -> HostFunctions:
         return HostFunctions(self)
 
+    def env(self, variables: Mapping[str, Any] | None = None) -> Env:
+        """The expression environment of this scope: host functions, the `input` and `request`
+        objects, and `variables` (e.g. `error` in onError blocks), which win over both."""
+        return Env(functions=HostFunctions(self), variables=ScopeVariables(self, variables))
+
+    def request_object(self) -> dict[str, Any]:
+        """`request.method`, `.path`, `.headers`, `.query`, `.body`, `.IP`, `.ID` as data; its
+        methods (`request.file('x')`, ...) are host functions (`_request_methods`)."""
+        req = self.state.request
+        return {"method": req.method, "path": req.path, "headers": _Headers(req.headers),
+                "query": dict(req.query), "body": req.body, "IP": req.client_ip, "ID": req.request_id}
+
+    def input_object(self) -> Any:
+        """`input`: the request body, `{}` when there is none (so `input.name` is nil, not an error)."""
+        body = self.state.request.body
+        return body if isinstance(body, Mapping) else {}
+
+    def _request_methods(self) -> dict[str, Callable[..., Any]]:
+        req = self.state.request
+
+        def upload_field(attr: str) -> Callable[[Any], Any]:
+            def read(name: Any) -> Any:
+                upload = self._upload(str(name))
+                return getattr(upload, attr) if upload is not None else None
+            return read
+
+        def file_text(name: Any) -> Any:
+            upload = self._upload(str(name))
+            return _read_text(upload.path) if upload is not None else None
+
+        def by_type(mime: Any) -> list[str]:
+            return [f.path for f in req.files if fnmatch.fnmatch(f.mime, str(mime))]
+
+        def header(name: Any) -> Any:
+            return req.headers.get(str(name).lower())
+
+        return {
+            "file": file_text, "filepath": upload_field("path"), "filetype": upload_field("mime"),
+            "filesByType": by_type, "filecount": lambda: len(req.files),
+            "files": lambda: [f.path for f in req.files],
+            "filetypes": lambda: [f.mime for f in req.files],
+            "filenames": lambda: [f.filename for f in req.files],
+            "data": self.input_object, "params": lambda name: req.query.get(str(name)), "header": header,
+        }
+
     def response_header(self, resource_id: str, name: str) -> Any:
         headers = self.meta(resource_id, "headers") or {}
         lower = name.lower()
@@ -237,7 +307,7 @@ _ACCESSORS = {
     "exec": {"stdout": "stdout", "stderr": "stderr", "exitCode": "exitCode"},
 }
 _PLAIN = ("get", "set", "info", "file", "input", "output", "session")
-_NAMES = frozenset((*_PLAIN, "item", *_ACCESSORS))
+_NAMES = frozenset((*_PLAIN, "item", "request", *_ACCESSORS))
 
 
 class HostFunctions(Mapping[str, Any]):
@@ -253,6 +323,8 @@ class HostFunctions(Mapping[str, Any]):
         scope = self._scope
         if name in _PLAIN:
             return getattr(scope, name)
+        if name == "request":
+            return scope._request_methods()
         if name == "item":
             return _CallableNamespace(scope.item, {
                 "current": lambda: scope.items.get("current"),
@@ -279,6 +351,100 @@ class HostFunctions(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(_NAMES)
+
+
+class ScopeVariables(Mapping[str, Any]):
+    """The identifiers an expression sees: `input` and `request`, built only when read, under the
+    caller's own variables."""
+
+    __slots__ = ("_extra", "_scope")
+
+    def __init__(self, scope: Scope, extra: Mapping[str, Any] | None = None) -> None:
+        self._scope = scope
+        self._extra = extra or {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        if name == "input":
+            return self._scope.input_object()
+        if name == "request":
+            return self._scope.request_object()
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._extra or name in ("input", "request")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(("input", "request")), **dict.fromkeys(self._extra)})
+
+    def __len__(self) -> int:
+        return len(set(self._extra) | {"input", "request"})
+
+
+class _Headers(dict[str, Any]):
+    """Request headers (kept lower-cased) read in any case: `request.headers.Authorization` and
+    `request.headers['content-type']` both work, as with Go's canonical header names."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return super().get(key.lower() if isinstance(key, str) else key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        return super().__getitem__(key.lower() if isinstance(key, str) else key)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+
+def _request(attr: str) -> Callable[[Scope], Any]:
+    return lambda scope: getattr(scope.state.request, attr)
+
+
+def _agent(attr: str) -> Callable[[Scope], Any]:
+    return lambda scope: getattr(scope.state.agent, attr)
+
+
+def _item(key: str) -> Callable[[Scope], Any]:
+    return lambda scope: scope.items.get(key)
+
+
+def _now_rfc3339(scope: Scope) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# info() keys: every key KDeps' engine knows, then the aliases its documentation also uses.
+_INFO: dict[str, Callable[[Scope], Any]] = {
+    "name": _agent("name"), "version": _agent("version"), "description": _agent("description"),
+    "workflow.name": _agent("name"), "workflow.version": _agent("version"),
+    "workflow.description": _agent("description"),
+    "method": _request("method"), "path": _request("path"),
+    "request.method": _request("method"), "request.path": _request("path"),
+    "IP": _request("client_ip"), "request.IP": _request("client_ip"),
+    "ID": _request("request_id"), "request.ID": _request("request_id"), "request_id": _request("request_id"),
+    "current_time": _now_rfc3339, "timestamp": _now_rfc3339,
+    "session_id": lambda scope: scope.state.request.session_id or "",
+    "sessionId": lambda scope: scope.state.request.session_id or "",
+    "filecount": lambda scope: len(scope.state.request.files),
+    "files": lambda scope: [f.path for f in scope.state.request.files],
+    "filenames": lambda scope: [f.filename for f in scope.state.request.files],
+    "filetypes": lambda scope: [f.mime for f in scope.state.request.files],
+    "index": _item("index"), "count": _item("count"), "current": _item("current"),
+    "prev": _item("prev"), "next": _item("next"),
+}
+_INFO_KEYS = sorted(_INFO, key=str.lower)  # named in the unknown-key error
+# aliases: this implementation's earlier names, and names KDeps' documentation uses
+_INFO |= {
+    "requestId": _request("request_id"), "request.id": _request("request_id"),
+    "clientIp": _request("client_ip"), "route": _request("route"),
+    "now": _now_rfc3339, "time": _now_rfc3339,
+    "resourceId": lambda scope: scope.resource_id,
+}
 
 
 def _recorded(scope: Scope, key: str, resource_id: str) -> Any:

@@ -24,6 +24,8 @@ from kdeps.expr import gotime
 from kdeps.expr.runtime import Frame
 from kdeps.expr.values import (
     MAX_ITEMS,
+    TextWithFields,
+    Time,
     check_int,
     equal,
     is_number,
@@ -469,8 +471,8 @@ def _key(value: Any) -> Any:
         return ("b", value)
     if is_number(value):
         return ("n", value)
-    if t is str:
-        return ("s", value)
+    if t is str or isinstance(value, str):
+        return ("s", str(value))
     if value is None:
         return ("z", None)
     return None
@@ -599,6 +601,8 @@ def b_safe(obj: Any, path: Any) -> Any:
         return None
     current = obj
     for part in path.split("."):
+        if isinstance(current, TextWithFields):
+            current = current.fields
         if not isinstance(current, dict):
             return None
         current = current.get(part)
@@ -613,7 +617,9 @@ def b_default(value: Any, fallback: Any) -> Any:
 
 # -- dates -------------------------------------------------------------------------------------
 def b_now() -> datetime:
-    return datetime.now().astimezone()
+    """The local time as a date (expr-lang's time.Time): `type(now())` is "time.Time", its text and
+    JSON form RFC 3339 as Go writes it."""
+    return Time.now().astimezone()
 
 
 def b_date(text: Any, layout: Any = None, tz: Any = None) -> datetime:
@@ -621,7 +627,8 @@ def b_date(text: Any, layout: Any = None, tz: Any = None) -> datetime:
         layout = _str("date", layout)
     if tz is not None:
         tz = _str("date", tz)
-    return gotime.parse_date(text, layout, tz)
+    parsed = gotime.parse_date(text, layout, tz)
+    return Time.combine(parsed.date(), parsed.timetz())
 
 
 def b_duration(text: Any) -> timedelta:

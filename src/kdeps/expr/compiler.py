@@ -343,6 +343,8 @@ def _fetch(obj: Any, key: Any) -> Any:
             if V.is_number(key) and key == int(key):
                 key = int(key)
             elif isinstance(key, str):
+                if isinstance(obj, V.TextWithFields):
+                    return obj.fields.get(key)
                 raise ExprError(f"cannot fetch '{key}' from {V.type_name(obj)}")
             else:
                 raise ExprError(f"cannot use {V.type_name(key)} as an index of {V.type_name(obj)}")

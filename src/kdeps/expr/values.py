@@ -14,9 +14,38 @@ from decimal import Decimal
 from typing import Any
 
 from kdeps.errors import ExprError
+from kdeps.expr.gotime import format_time
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 MAX_ITEMS = 1_000_000  # largest list / string an expression may build
+
+
+RFC3339_NANO = "2006-01-02T15:04:05.999999999Z07:00"
+
+
+def time_text(value: datetime) -> str:
+    """A date as Go writes a time.Time in JSON (RFC 3339, `Z` for UTC): KDeps' text of `now()`."""
+    return format_time(value, RFC3339_NANO)
+
+
+class Time(datetime):
+    """The dates expressions make (`now()`, `date()`): a datetime whose text is Go's, also where
+    callers outside the language turn it into text with str()."""
+
+    def __str__(self) -> str:
+        return time_text(self)
+
+
+class TextWithFields(str):
+    """Text that also answers member access: a chat reply is its text (`get('llm')`) and, as KDeps
+    documents it, a response object (`get('llm').message.content`). Everywhere else it is a string."""
+
+    fields: dict[str, Any]
+
+    def __new__(cls, text: str, fields: dict[str, Any]) -> TextWithFields:
+        obj = super().__new__(cls, text)
+        obj.fields = fields
+        return obj
 
 
 def type_name(value: Any) -> str:
@@ -88,7 +117,7 @@ def equal(a: Any, b: Any) -> bool:
         return a is b or a == "" or b == ""
     ta, tb = type(a), type(b)
     if ta is str or tb is str:
-        return ta is tb and a == b
+        return a == b and isinstance(a, str) and isinstance(b, str)
     if ta is bool or tb is bool:
         return ta is tb and a == b
     if is_number(a):
@@ -110,15 +139,16 @@ def equal(a: Any, b: Any) -> bool:
             return False
     if isinstance(a, timedelta) and isinstance(b, timedelta):
         return a == b
+    if isinstance(a, str):
+        return isinstance(b, str) and a == b
     return False
 
 
 def _comparable(a: Any, b: Any) -> bool:
     if is_number(a):
         return is_number(b)
-    ta = type(a)
-    if ta is str:
-        return type(b) is str
+    if isinstance(a, str):
+        return isinstance(b, str)
     if isinstance(a, datetime):
         return isinstance(b, datetime)
     if isinstance(a, timedelta):
@@ -155,10 +185,10 @@ def add(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if ta is int and tb is int:
         return check_int(a + b)
-    if ta is str and tb is str:
+    if (ta is str or isinstance(a, str)) and (tb is str or isinstance(b, str)):
         if len(a) + len(b) > MAX_ITEMS:
             raise ExprError(f"string too long (limit {MAX_ITEMS} characters)")
-        return a + b
+        return str(a) + str(b)
     if is_number(a) and is_number(b):
         return check_float(float(a) + float(b))
     if isinstance(a, datetime) and isinstance(b, timedelta):
@@ -326,13 +356,15 @@ def to_text(value: Any) -> str:
         return str(value)
     if t is float:
         return go_float(value)
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, list | tuple):
         return "[" + " ".join(to_text(v) for v in value) + "]"
     if isinstance(value, dict):
         items = sorted(((to_text(k), to_text(v)) for k, v in value.items()), key=lambda kv: kv[0])
         return "map[" + " ".join(f"{k}:{v}" for k, v in items) + "]"
     if isinstance(value, datetime):
-        return value.isoformat()
+        return time_text(value)
     if isinstance(value, timedelta):
         return go_duration(value)
     return to_text(_plain(value))
@@ -352,7 +384,7 @@ def render_text(value: Any) -> str:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return time_text(value)
     if isinstance(value, timedelta):
         return go_duration(value)
     if isinstance(value, set | frozenset):
@@ -361,7 +393,7 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json(value: Any, indent: int | None = None) -> str:
-    """JSON text of plain data (dates as ISO 8601, durations as Go duration strings)."""
+    """JSON text of plain data (dates as RFC 3339, durations as Go duration strings)."""
     try:
         if indent is None:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)

@@ -516,6 +516,8 @@ class Chat(SpecModel):
     presence_penalty: float | None = None
     json_response: bool = Field(False, description="Ask for a JSON object and parse it.")
     json_response_keys: StrList = Field(default_factory=list, description="Keys the JSON answer must have.")
+    strict_json_keys: bool = Field(False, description="Fail (502) when the JSON answer still lacks a key "
+                                   "after one repair request, instead of answering with the key null.")
     tools: list[Tool] = Field(default_factory=list)
     files: StrList = Field(default_factory=list, description="Images to attach (paths or templates).")
     retry: ChatRetry | None = None
@@ -698,7 +700,7 @@ class CustomRule(SpecModel):
     """An expression that must hold, with the message shown when it does not."""
 
     expr: str
-    message: str = "Validation failed"
+    message: str | None = Field(None, description="Shown when the rule fails; default: the expression.")
 
 
 class InputValidation(SpecModel):
