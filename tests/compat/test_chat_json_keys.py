@@ -16,7 +16,7 @@ from kdeps.engine import Engine, RequestData
 from kdeps.engine.scope import RequestState, agent_env
 from kdeps.spec import load_project
 from kdeps.spec.models import Chat
-from tests.agents import make_agent
+from tests.agents import make_agent, run_agent
 from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
 
 OPENAI = """\
@@ -68,6 +68,7 @@ async def test_missing_key_after_repair_is_null_with_a_warning(tmp_path: Path, o
     assert len(openai.requests) == 4
     (warning,) = state.records["answer"].meta["warnings"]
     assert "sentiment" in warning
+    assert response.body["meta"]["warnings"] == [warning]  # the client sees it too
     assert "did not return the JSON asked for" in caplog.text
 
 
@@ -170,3 +171,46 @@ async def test_tool_arguments_are_kept_in_memory_as_kdeps_keeps_them(openai: Ope
     assert ctx.memory == {"tool_weather_city": "Oslo", "city": "Oslo"}
     # stored before the tool runs, so the tool resource reads them with get()
     assert ctx.tool_runs == [("weatherTool", {"tool_weather_city": "Oslo", "city": "Oslo"})]
+
+
+async def test_tool_arguments_reach_later_resources(tmp_path: Path, openai: OpenAICompatFake) -> None:
+    resources = {"llm": """\
+metadata:
+  actionId: llm
+run:
+  chat:
+    backend: openai
+    baseUrl: "{{ get('FAKE_URL', 'env') }}"
+    model: gpt-4o
+    prompt: hi
+    tools:
+      - name: shout
+        description: Upper-case a word
+        script: shoutTool
+        parameters:
+          word: {type: string, required: true}
+""", "shoutTool": """\
+metadata:
+  actionId: shoutTool
+run:
+  apiResponse:
+    success: true
+    response:
+      shouted: "{{ upper(get('tool_shout_word')) }}"
+""", "response": """\
+metadata:
+  actionId: response
+  requires: [llm]
+run:
+  apiResponse:
+    success: true
+    response:
+      word: "{{ get('word', 'memory') }}"
+      text: "{{ get('llm').message.content }}"
+"""}
+    openai.call_tools(("shout", {"word": "hello"}))
+    openai.say("HELLO it is.")
+    res = await run_agent(make_agent(tmp_path, resources), {"q": "x"})
+    assert res.status == 200, res.body
+    assert res.body["response"] == {"word": "hello", "text": "HELLO it is."}
+    assert "HELLO" in openai.last.json["messages"][-1]["content"]

@@ -288,12 +288,9 @@ async def _answer(state: _Run, request: ChatRequest, tools: CompiledTools | None
 def _remember_arguments(ctx: ActionContext, call: ToolCall) -> None:
     """KDeps keeps each tool argument in request memory twice, as `tool_<tool>_<name>` and as
     `<name>`, so later resources read them with get()."""
-    remember = getattr(ctx, "remember", None)  # optional in ActionContext until every engine has it
-    if remember is None:
-        return
     for name, value in (call.arguments or {}).items():
-        remember(f"tool_{call.name}_{name}", value)
-        remember(name, value)
+        ctx.remember(f"tool_{call.name}_{name}", value)
+        ctx.remember(name, value)
 
 
 async def _call(state: _Run, request: ChatRequest) -> ChatResult:

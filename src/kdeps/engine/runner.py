@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from kdeps.actions import get_action
 from kdeps.engine.request import RequestData, ResponseData
-from kdeps.engine.scope import RequestState, ResourceRecord, Scope, agent_env
-from kdeps.errors import ExprError, KdepsError, PreflightError, ResourceError
+from kdeps.engine.scope import AgentInfo, RequestState, ResourceRecord, Scope, agent_env
+from kdeps.engine.validation import check_input, error_body
+from kdeps.errors import ExprError, InputValidationError, KdepsError, PreflightError, ResourceError
 from kdeps.expr import Env, Program, evaluate, render
 from kdeps.spec.graph import reachable_order
 from kdeps.spec.plan import Action, ResourcePlan, Step
@@ -42,12 +43,16 @@ class Engine:
         self.target = project.workflow.metadata.target_action_id
         self.order = reachable_order(self.requires, self.target)
         self.env = agent_env(project.workflow.settings.agent_settings.env)
+        meta = project.workflow.metadata
+        self.agent = AgentInfo(meta.name or "", str(meta.version or ""), meta.description or "")
 
     async def handle(self, request: RequestData, *, emit: Emit | None = None) -> ResponseData:
         """Run the workflow for one request and shape the target's answer as the HTTP response."""
-        state = RequestState(request, self.env)
+        state = RequestState(request, self.env, agent=self.agent)
         try:
             await self.run(state, emit=emit)
+        except InputValidationError as err:
+            response = ResponseData(err.status, error_body(err, request))
         except PreflightError as err:
             response = ResponseData(err.status, {"success": False, "error": {
                 "code": err.status, "message": err.message, "resource": err.resource}})
@@ -93,6 +98,9 @@ class Engine:
             body, status, headers = record.output, api["status"], api["headers"]
         if isinstance(body, dict) and "meta" not in body:
             llm = _llm_meta(state)
+            warnings = [w for r in state.records.values() for w in r.meta.get("warnings") or ()]
+            if warnings:
+                llm["warnings"] = warnings
             if llm:
                 body = {**body, "meta": llm}
         return ResponseData(status, body, headers)
@@ -111,6 +119,9 @@ class Engine:
             if any(_truthy(_run(aid, source, program, scope)) for source, program in plan.skip):
                 raise Skipped
             self._check(plan, scope)
+            if plan.validation is not None:
+                check_input(plan.validation, scope.request_data(), lambda source: _eval(scope, source),
+                            resource=aid)
             try:
                 items = self._items(plan, scope)
             except ExprError as err:
@@ -268,6 +279,9 @@ class ActionRun:
     def record(self, **meta: Any) -> None:
         self._record.meta.update(meta)
 
+    def remember(self, key: str, value: Any) -> None:
+        self.scope.set(key, value)
+
     def deadline(self) -> float | None:
         return self._deadline
 
@@ -283,7 +297,7 @@ def _env(scope: Scope, variables: dict[str, Any] | None = None) -> Env:
     cached = getattr(scope, "_env", None)
     if cached is None or variables:
         base = {"item": scope.items["current"]} if "all" in scope.items else {}  # `item.org` in items
-        env = Env(functions=scope.functions(), variables={**base, **variables} if variables else base)
+        env = scope.env({**base, **variables} if variables else base)
         if not variables:
             scope._env = env  # type: ignore[attr-defined]
         return env

@@ -828,7 +828,7 @@ class Validations(SpecModel):
     rules: list[FieldRule] = Field(default_factory=list, description="Rules for input fields.")
     properties: dict[str, FieldRule] = Field(default_factory=dict)
     custom_rules: list[CustomRule] = Field(default_factory=list)
-    expr: StrList = Field(default_factory=list, description="Expressions run before the action.")
+    expr: StrList = Field(default_factory=list, description="Custom rules: expressions that must hold.")
 
 
 class FlatResource(SpecModel):

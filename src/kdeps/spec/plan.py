@@ -16,8 +16,8 @@ from kdeps.expr import Program, compile_expression
 from kdeps.spec.models import (
     ApiResponse,
     Chat,
+    CustomRule,
     Exec,
-    FieldRule,
     FlatResource,
     HttpClient,
     InlineAction,
@@ -195,10 +195,11 @@ def from_flat(resource: FlatResource, file: Path, line: int) -> ResourcePlan:
             explicit = v.error is not None and "message" in v.error.model_fields_set
             message = v.error.message if v.error is not None and explicit else None
             check = Check(_compiled(list(v.check)), code, message)
-        rules: list[FieldRule] = list(v.rules)
+        # `validations.expr` are custom rules: each must hold, else a 422 names it.
+        custom = [*v.custom_rules, *(CustomRule.model_construct(expr=e, message=None) for e in v.expr)]
         validation = _validation(InputValidation.model_construct(
-            required=list(v.required), properties=dict(v.properties), fields={}, rules=rules,
-            custom_rules=list(v.custom_rules)))
+            required=list(v.required), properties=dict(v.properties), fields={}, rules=list(v.rules),
+            custom_rules=custom))
     return ResourcePlan(
         action_id=resource.action_id,
         name=resource.name,
@@ -214,7 +215,7 @@ def from_flat(resource: FlatResource, file: Path, line: int) -> ResourcePlan:
         skip=_compiled(list(v.skip)) if v else (),
         check=check,
         validation=validation,
-        before=tuple(_expr_step(s) for s in (v.expr if v else [])) + tuple(_step(e) for e in resource.before),
+        before=tuple(_step(e) for e in resource.before),
         primary=primary,
         after=tuple(_step(e) for e in resource.after),
         response=resource.api_response,
