@@ -153,9 +153,27 @@ async def _attempt(ctx: ActionContext, session: aiohttp.ClientSession, req: _Req
         ctx.log.warning("httpClient %s %s: no answer within %gs", method, safe_url(str(target)), timeout)
         return ResourceError(ctx.resource_id, f"{method} upstream timed out after {timeout:g}s", 504), None
     except (aiohttp.ClientError, ValueError, OSError) as err:
-        reason = _reason(err)
-        ctx.log.warning("httpClient %s %s failed: %s", method, safe_url(str(target)), reason)
-        return ResourceError(ctx.resource_id, f"{method} upstream unreachable ({reason})", 502), None
+        ctx.log.warning("httpClient %s %s failed: %s", method, safe_url(str(target)), _reason(err))
+        return ResourceError(ctx.resource_id, f"{method} upstream unreachable ({_kind(err)})", 502), None
+
+
+def _kind(err: BaseException) -> str:
+    """What went wrong, in words that name no host, port or URL (clients read this)."""
+    if isinstance(err, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(err, aiohttp.ClientConnectorDNSError):
+        return "host name not resolved"
+    if isinstance(err, aiohttp.ClientConnectorError):
+        if isinstance(err.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return "cannot connect"
+    if isinstance(err, aiohttp.ServerDisconnectedError):
+        return "connection closed without an answer"
+    if isinstance(err, aiohttp.ClientPayloadError):
+        return "response cut off"
+    if isinstance(err, ValueError):
+        return "invalid request"
+    return "connection failed"
 
 
 def _origin(url: URL) -> tuple[str, str, int | None]:
