@@ -40,8 +40,9 @@ COMMANDS = {
 @pytest.mark.parametrize("style", list(COMMANDS))
 async def test_value_is_one_word(tmp_path: Path, style: str, payload: str) -> None:
     command, expected = COMMANDS[style]
-    root = make_agent(tmp_path, {"run": "metadata: {actionId: response}\nrun:\n  exec:\n    command: "
-                                 + yaml.safe_dump(command, default_style='"').strip() + "\n"}, target="response")
+    body = "metadata: {actionId: response}\nrun:\n  exec:\n    command: " + yaml.safe_dump(
+        command, default_style='"').strip() + "\n"
+    root = make_agent(tmp_path, {"run": body}, target="response")
     res = await run_agent(root, {"name": payload})
     assert not (root / "PWNED").exists(), f"{style}: the payload ran as shell"
     assert res.status == 200, res.body

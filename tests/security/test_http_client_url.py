@@ -71,7 +71,8 @@ async def test_value_after_the_host_cannot_change_it(tmp_path: Path, upstream: U
     assert not other.seen and not upstream.seen
 
 
-async def test_path_value_cannot_reach_another_host(tmp_path: Path, upstream: Upstream, other: Upstream) -> None:
+async def test_path_value_cannot_reach_another_host(tmp_path: Path, upstream: Upstream,
+                                                    other: Upstream) -> None:
     root = fetch_agent(tmp_path, f"""\
     url: "{upstream.url}/{{{{ get('p') }}}}"
 """)

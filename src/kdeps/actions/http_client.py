@@ -20,7 +20,7 @@ import ssl
 import time
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 from yarl import URL
@@ -36,6 +36,7 @@ MAX_REDIRECTS = 10
 CACHE_ENTRIES = 1024
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DNS_ERROR: Any = getattr(aiohttp, "ClientConnectorDNSError", ())  # aiohttp >= 3.10
 
 _clock = time.monotonic  # tests replace it to move the cache's time
 _cache: OrderedDict[str, tuple[float, Any, dict[str, Any]]] = OrderedDict()
@@ -108,7 +109,7 @@ class _Request:
 
     def __init__(self, method: str, url: str, headers: dict[str, str], params: dict[str, str],
                  body: bytes | None, credentials: set[str], *, follow: bool,
-                 ssl: ssl.SSLContext | None, proxy: tuple[str, aiohttp.BasicAuth | None] | None) -> None:
+                 ssl: ssl.SSLContext | None, proxy: tuple[str, dict[str, str]] | None) -> None:
         self.method, self.url, self.headers, self.params, self.body = method, url, headers, params, body
         self.credentials, self.follow, self.ssl, self.proxy = credentials, follow, ssl, proxy
 
@@ -122,13 +123,16 @@ async def _attempt(ctx: ActionContext, session: aiohttp.ClientSession, req: _Req
     target = URL(req.url, encoded=True)
     if req.params:
         target = target.update_query(req.params)
-    proxy_url, proxy_auth = req.proxy if req.proxy else (None, None)
+    proxy_url, proxy_headers = req.proxy if req.proxy else (None, None)
     try:
         async with asyncio.timeout(timeout):
             for _hop in range(MAX_REDIRECTS + 1):
-                async with session.request(method, target, headers=headers, data=body, allow_redirects=False,
+                # Through a proxy, plain-HTTP requests carry the proxy's credentials themselves (HTTPS
+                # ones send them on CONNECT); they are the proxy's, so redirects keep them.
+                sent = {**headers, **proxy_headers} if proxy_headers and target.scheme == "http" else headers
+                async with session.request(method, target, headers=sent, data=body, allow_redirects=False,
                                            ssl=req.ssl if req.ssl is not None else True,
-                                           proxy=proxy_url, proxy_auth=proxy_auth) as resp:
+                                           proxy=proxy_url, proxy_headers=proxy_headers) as resp:
                     location = resp.headers.get("Location")
                     if req.follow and resp.status in _REDIRECTS and location:
                         nxt = target.join(URL(location))
@@ -161,7 +165,7 @@ def _kind(err: BaseException) -> str:
     """What went wrong, in words that name no host, port or URL (clients read this)."""
     if isinstance(err, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
         return "TLS handshake failed"
-    if isinstance(err, aiohttp.ClientConnectorDNSError):
+    if isinstance(err, _DNS_ERROR):
         return "host name not resolved"
     if isinstance(err, aiohttp.ClientConnectorError):
         if isinstance(err.os_error, ConnectionRefusedError):
@@ -285,7 +289,8 @@ def _ssl_context(ctx: ActionContext, tls: Any) -> ssl.SSLContext | None:
     return context
 
 
-def _proxy(ctx: ActionContext, proxy: Any) -> tuple[str, aiohttp.BasicAuth | None] | None:
+def _proxy(ctx: ActionContext, proxy: Any) -> tuple[str, dict[str, str]] | None:
+    """The proxy URL without user info, and the Proxy-Authorization header its user info makes."""
     if not proxy:
         return None
     text = str(ctx.render(proxy, bare=False)).strip()
@@ -294,6 +299,9 @@ def _proxy(ctx: ActionContext, proxy: Any) -> tuple[str, aiohttp.BasicAuth | Non
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ResourceError(ctx.resource_id, "proxy must be an http:// URL with a host", 500)
-    auth = aiohttp.BasicAuth(parts.username or "", parts.password or "") if parts.username else None
+    headers: dict[str, str] = {}
+    if parts.username:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, host, parts.path, "", "")), auth
+    return urlunsplit((parts.scheme, host, parts.path, "", "")), headers

@@ -60,7 +60,8 @@ def provider_key_vars() -> set[str]:
 
 def child_env(ctx: ActionContext, extra: dict[str, Any] | None) -> dict[str, str]:
     """The agent's environment without provider API keys, plus the step's `env:`: a child process
-    sees a provider key only when the author passes it there (`OPENAI_API_KEY: "{{ get('OPENAI_API_KEY','env') }}"`)."""
+    sees a provider key only when the author passes it there
+    (`env: {OPENAI_API_KEY: "{{ get('OPENAI_API_KEY', 'env') }}"}`)."""
     env = dict(ctx.scope.state.env) if hasattr(ctx, "scope") else dict(os.environ)
     for var in provider_key_vars():
         env.pop(var, None)

@@ -104,7 +104,8 @@ def literal_secrets(root: Path, files: list[str]) -> list[str]:
                 if ".agentSettings.env." in f".{where}" or ".agentSettings.args." in f".{where}":
                     continue
                 lower = key.lower()
-                api_key_value = lower == "value" and isinstance(parent, dict) and parent.get("type") == "api_key"
+                api_key_value = lower == "value" and isinstance(parent, dict) \
+                    and parent.get("type") == "api_key"
                 if not _is_literal(value):
                     continue
                 if lower in _CREDENTIAL_KEYS or api_key_value or _SECRET_VALUE.search(value.strip()) \
