@@ -64,7 +64,8 @@ def images_sent(fake: OpenAICompatFake) -> int:
 
 @pytest.mark.parametrize("entry", ["{outside}/secret.png", "../outside/secret.png", "/etc/passwd",
                                    "{outside}/../outside/secret.png", "~/.ssh/id_rsa"])
-async def test_outside_paths_are_refused(fake: OpenAICompatFake, layout: tuple[Path, Path], entry: str) -> None:
+async def test_outside_paths_are_refused(fake: OpenAICompatFake, layout: tuple[Path, Path],
+                                         entry: str) -> None:
     root, outside = layout
     res = await ask(root, entry.format(outside=outside))
     assert res.status == 400, res.body
