@@ -83,7 +83,7 @@ class Upstream:
 
         async def boot() -> None:
             app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
+            app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)  # newlines too
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
             await self._runner.setup()
             await web.SockSite(self._runner, sock, ssl_context=self.ssl_context).start()
