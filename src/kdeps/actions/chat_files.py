@@ -72,8 +72,8 @@ def load_images(resource: str, entries: list[Any], workflow_dir: Path, uploads: 
         path = _uploaded(entry, uploads) or _confined(entry, workflow_dir)
         if path is None or not path.is_file():
             shown = entry if len(entry) <= 120 else entry[:117] + "..."
-            raise ResourceError(resource, f"file '{shown}' is not an uploaded file or an image in the agent "
-                                "folder", 400)
+            raise ResourceError(resource, f"file '{shown}' not found among the uploaded files or in the "
+                                "agent folder", 400)
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
             raise ResourceError(
