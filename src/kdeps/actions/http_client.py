@@ -117,7 +117,7 @@ class _Request:
 async def _attempt(ctx: ActionContext, session: aiohttp.ClientSession, req: _Request, timeout: float
                    ) -> tuple[ResourceError | None, tuple[int, str, dict[str, str], bytes] | None]:
     """One attempt, redirects included: (error, None) or (None, (status, reason, headers, body))."""
-    from kdeps.llm.transport import _reason, safe_url
+    from kdeps.llm.transport import error_reason, safe_url
 
     method, headers, body = req.method, dict(req.headers), req.body
     target = URL(req.url, encoded=True)
@@ -157,7 +157,7 @@ async def _attempt(ctx: ActionContext, session: aiohttp.ClientSession, req: _Req
         ctx.log.warning("httpClient %s %s: no answer within %gs", method, safe_url(str(target)), timeout)
         return ResourceError(ctx.resource_id, f"{method} upstream timed out after {timeout:g}s", 504), None
     except (aiohttp.ClientError, ValueError, OSError) as err:
-        ctx.log.warning("httpClient %s %s failed: %s", method, safe_url(str(target)), _reason(err))
+        ctx.log.warning("httpClient %s %s failed: %s", method, safe_url(str(target)), error_reason(err))
         return ResourceError(ctx.resource_id, f"{method} upstream unreachable ({_kind(err)})", 502), None
 
 

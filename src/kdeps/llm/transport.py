@@ -140,14 +140,15 @@ def _translate(exc: BaseException, backend: str, url: str, left: float) -> Excep
     if isinstance(exc, TimeoutError):  # aiohttp's timeout errors subclass it too
         return LLMTimeoutError(backend, f"no answer from {where} within {left:.3g} s")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return InvalidResponseError(backend, f"answer from {where} was cut off ({_reason(exc)})")
+        return InvalidResponseError(backend, f"answer from {where} was cut off ({error_reason(exc)})")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return LLMConnectionError(backend, f"{where} closed the connection without answering")
-    return LLMConnectionError(backend, f"cannot reach {where} ({_reason(exc)})")
+    return LLMConnectionError(backend, f"cannot reach {where} ({error_reason(exc)})")
 
 
-def _reason(exc: BaseException) -> str:
-    # aiohttp messages can embed the full URL (query string included); keep the OS-level reason.
+def error_reason(exc: BaseException) -> str:
+    """Why a call failed, for logs: the OS-level reason, or the message with its URLs redacted
+    (aiohttp messages can embed the full URL, query string included)."""
     if isinstance(exc, aiohttp.ClientConnectorError):
         return exc.os_error.strerror or type(exc.os_error).__name__
     text = redact_urls(str(exc)).strip()
