@@ -296,9 +296,7 @@ def _url_place(prefix: str) -> str:
     scheme_end = prefix.find("://")
     if scheme_end < 0:
         return "start" if "/" not in prefix else "path"
-    if "/" in prefix[scheme_end + 3:]:
-        return "path"
-    return "authority" if prefix[scheme_end + 3:] else "start"
+    return "path" if "/" in prefix[scheme_end + 3:] else "authority"
 
 
 def check_url(value: str) -> None:
