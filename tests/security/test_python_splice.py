@@ -74,3 +74,20 @@ async def test_structured_values_are_literals(tmp_path: Path) -> None:
 async def test_f_string_interpolation_of_the_author_still_works(tmp_path: Path) -> None:
     script = "n = 41\nprint(f\"{n + 1}: {{ get('name') }} {'ok'!r}\")"
     assert await output(tmp_path, script, "{n}") == "42: {n} 'ok'"
+
+
+async def test_templated_script_file_stays_in_the_agent_folder(tmp_path: Path) -> None:
+    (tmp_path / "evil.py").write_text("open('PWNED', 'w').close()\nprint('<ran>')\n")
+    root = make_agent(tmp_path / "agent", {"run": """\
+        metadata: {actionId: response}
+        run:
+          python:
+            scriptFile: "scripts/{{ get('name') }}"
+        """}, target="response")
+    (root / "scripts").mkdir()
+    (root / "scripts" / "hello.py").write_text("print('<hello>')\n")
+    res = await run_agent(root, {"name": "../../evil.py"})
+    assert res.status == 500 and not (root / "PWNED").exists()
+    assert str(tmp_path) not in str(res.body)
+    res = await run_agent(root, {"name": "hello.py"})
+    assert res.body["response"] == "<hello>"

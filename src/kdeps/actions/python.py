@@ -16,7 +16,9 @@ DEFAULT_TIMEOUT = 60.0
 async def run(ctx: ActionContext, config: Any) -> Any:
     if config.script_file:
         path = (ctx.workflow_dir / str(ctx.render(config.script_file, bare=False))).resolve()
-        if not path.is_file():
+        # A templated path may carry request data: it must stay inside the agent folder.
+        templated = "{{" in str(config.script_file)
+        if (templated and not path.is_relative_to(ctx.workflow_dir.resolve())) or not path.is_file():
             raise ResourceError(ctx.resource_id, f"scriptFile not found: {config.script_file}", 500)
         source = path.read_text()
     else:
