@@ -231,3 +231,67 @@ async def test_items_elements_are_data(payload: str, tmp_path: Path, monkeypatch
     assert_no_secret(res.body)
     assert not (root / "PWNED").exists()
     shutil.rmtree(root)
+
+
+SERVER_AGENT = {"response": """\
+    metadata: {actionId: response, requires: [sh]}
+    run:
+      apiResponse:
+        success: true
+        response:
+          direct: get('v')
+          templ: "{{ get('v') }}"
+          header: "{{ get('X-Payload', 'header') }}"
+          file: "{{ first(info('filenames')) }}"
+          sh: get('sh')
+    """, "sh": """\
+    metadata: {actionId: sh}
+    run:
+      exec:
+        command: >-
+          printf '%s' "<{{ get('v') }}|{{ get('X-Payload', 'header') }}|{{ first(info('filenames')) }}>"
+    """}
+
+
+def _header_safe(payload: str) -> bool:
+    return payload.isascii() and payload.isprintable()
+
+
+def _filename_safe(payload: str) -> bool:
+    return _header_safe(payload) and not any(c in payload for c in "\"\\/;") and payload.strip() == payload
+
+
+async def test_payloads_through_the_http_server(tmp_path: Path) -> None:
+    """The same corpus through `kdeps run` as a client sends it: query string, JSON body, a header
+    and a multipart file name."""
+    import aiohttp
+
+    from tests.e2e.server_utils import running
+
+    root = make_agent(tmp_path / "agent", SERVER_AGENT, target="response")
+    env = {"CANARY_TOKEN": CANARY, "OPENAI_API_KEY": DEFAULT_KEY}
+    with running(root, env=env) as server:
+        url = server.url + "/api/v1/run"
+        async with aiohttp.ClientSession() as session:
+            for payload in PAYLOADS:
+                async with session.get(url, params={"v": payload}) as resp:
+                    out = (await resp.json())["response"]
+                assert out["direct"] == out["templ"] == payload
+                assert out["sh"] == f"<{payload}||>"
+                async with session.post(url, json={"v": payload}) as resp:
+                    out = (await resp.json())["response"]
+                assert out["direct"] == payload and out["sh"] == f"<{payload}||>"
+                if _header_safe(payload):
+                    async with session.post(url, json={}, headers={"X-Payload": payload}) as resp:
+                        out = (await resp.json())["response"]
+                    assert out["header"] == payload.strip() and out["sh"] == f"<|{payload.strip()}|>"
+                if _filename_safe(payload):
+                    form = aiohttp.FormData(quote_fields=False)
+                    form.add_field("doc", b"file body", filename=payload, content_type="text/plain")
+                    async with session.post(url, data=form) as resp:
+                        body = await resp.json()
+                    assert body["response"]["file"] == payload, body
+                    assert body["response"]["sh"] == f"<||{payload}>"
+                assert_no_secret(out)
+    assert not (root / "PWNED").exists()
+    assert CANARY not in server.stdout + server.stderr
