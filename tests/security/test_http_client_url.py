@@ -143,3 +143,15 @@ async def test_unreachable_upstream_error_hides_url_secrets(tmp_path: Path, capl
     logs = caplog.text
     assert "sk-topsecret-123" not in logs and "hunter2pw" not in logs
     assert f"127.0.0.1:{port}/v1/data?user=***&key=***" in logs
+
+
+async def test_header_value_cannot_add_headers(tmp_path: Path, upstream: Upstream) -> None:
+    root = fetch_agent(tmp_path, f"""\
+    url: "{upstream.url}/x"
+    headers:
+      X-Name: "{{{{ get('n') }}}}"
+""")
+    res = await run_agent(root, {"n": "a\r\nX-Evil: 1"})
+    assert res.status == 400, res.body
+    assert "line break" in res.body["error"]["message"]
+    assert not upstream.seen
