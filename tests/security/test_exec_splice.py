@@ -56,3 +56,10 @@ async def test_comment_cannot_end_early(tmp_path: Path) -> None:
     res = await run_agent(root, {"name": "x\ntouch PWNED"})
     assert not (root / "PWNED").exists()
     assert res.body["response"] == "ok\ndone"
+
+
+async def test_nul_character_is_a_clean_error(tmp_path: Path) -> None:
+    root = make_agent(tmp_path, {"run": "metadata: {actionId: response}\nrun:\n  exec:\n    command: "
+                                 "\"echo '{{ get('name') }}'\"\n"}, target="response")
+    res = await run_agent(root, {"name": "a\x00b"})
+    assert res.status == 400 and "NUL" in res.body["error"]["message"]

@@ -33,6 +33,9 @@ async def run_process(ctx: ActionContext, argv: list[str], *, env: dict[str, str
             start_new_session=True, limit=OUTPUT_CAP)
     except OSError as err:
         raise ResourceError(ctx.resource_id, f"cannot start {argv[0]}: {err.strerror}", 500) from None
+    except ValueError:  # a NUL character cannot be passed to a program (argv or environment)
+        raise ResourceError(ctx.resource_id, "a value holds a NUL character, which a command cannot take",
+                            400) from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
