@@ -1,8 +1,14 @@
 """Images for a chat resource's `files:` list: resolve each entry to an uploaded file or a path
-under the workflow folder, check its real type from the bytes, and load it as an ImagePart."""
+under the workflow folder, check its real type from the bytes, and load it as an ImagePart.
+
+An entry may come from request data, so a path is confined: it must name one of this request's
+uploads, or resolve (symlinks followed) inside the agent folder or a folder listed in the
+`KDEPS_FILES_ALLOW` environment variable (os.pathsep-separated). Anything else gets the same error
+whether or not it exists, so clients cannot probe the server's files."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +21,7 @@ from kdeps.llm.types import ImagePart
 
 IMAGE_MIMES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+ALLOW_ENV = "KDEPS_FILES_ALLOW"
 
 
 def _flatten(values: Any) -> Iterable[Any]:
@@ -31,6 +38,25 @@ def _uploaded(entry: str, uploads: list[Any]) -> Path | None:
     return Path(upload.path) if upload is not None else None
 
 
+def _roots(workflow_dir: Path) -> list[Path]:
+    extra = [Path(p) for p in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if p.strip()]
+    return [root.resolve() for root in (workflow_dir, *extra)]
+
+
+def _confined(entry: str, workflow_dir: Path) -> Path | None:
+    """The real path `entry` names when it lies inside the agent folder or an allowed folder."""
+    path = Path(entry)
+    if not path.is_absolute():
+        path = workflow_dir / path
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if any(real == root or root in real.parents for root in _roots(workflow_dir)):
+        return real
+    return None
+
+
 def load_images(resource: str, entries: list[Any], workflow_dir: Path, uploads: list[Any]) -> list[ImagePart]:
     """Every rendered `files` entry as an ImagePart. Empty entries (an upload that was not sent)
     are skipped; a missing, unsupported or oversized file is a 400 error naming it."""
@@ -41,14 +67,11 @@ def load_images(resource: str, entries: list[Any], workflow_dir: Path, uploads: 
         entry = str(raw).strip()
         if not entry:
             continue
-        path = _uploaded(entry, uploads)
-        if path is None:
-            path = Path(entry).expanduser()
-            if not path.is_absolute():
-                path = workflow_dir / path
-        if not path.is_file():
-            raise ResourceError(resource, f"file '{entry}' not found (looked for {path} and among the "
-                                "uploaded files)", 400)
+        path = _uploaded(entry, uploads) or _confined(entry, workflow_dir)
+        if path is None or not path.is_file():
+            shown = entry if len(entry) <= 120 else entry[:117] + "..."
+            raise ResourceError(resource, f"file '{shown}' not found among the uploaded files or in the "
+                                "agent folder", 400)
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
             raise ResourceError(

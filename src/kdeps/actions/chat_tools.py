@@ -20,6 +20,7 @@ _NOT_SCHEMA = {"required"}
 class CompiledTools:
     specs: list[ToolSpec]
     scripts: dict[str, str]  # tool name -> actionId of the resource implementing it
+    params: dict[str, frozenset[str]]  # tool name -> its declared parameter names
 
 
 _cache: dict[int, tuple[weakref.ref[Any] | Any, CompiledTools]] = {}
@@ -52,6 +53,7 @@ def compile_tools(config: Any) -> CompiledTools:
             return compiled
     specs: list[ToolSpec] = []
     scripts: dict[str, str] = {}
+    params: dict[str, frozenset[str]] = {}
     for tool in config.tools or []:
         properties: dict[str, Any] = {}
         required: list[str] = []
@@ -65,7 +67,8 @@ def compile_tools(config: Any) -> CompiledTools:
         description = (tool.description or "").strip()
         specs.append(ToolSpec(name=tool.name, description=description, parameters=schema))
         scripts[tool.name] = tool.script or tool.name
-    compiled = CompiledTools(specs, scripts)
+        params[tool.name] = frozenset(properties)
+    compiled = CompiledTools(specs, scripts, params)
     try:
         ref: Any = weakref.ref(config, lambda _r, k=key: _cache.pop(k, None))
     except TypeError:
@@ -95,8 +98,13 @@ async def run_calls(ctx: Any, tools: CompiledTools, calls: list[ToolCall],
             known = ", ".join(tools.scripts) or "none"
             content, error = f"error: unknown tool '{call.name}' (available: {known})", True
         else:
+            # Only declared parameters reach the tool: the model's extra keys would otherwise shadow
+            # request values of the same name in get().
+            declared = tools.params.get(call.name, frozenset())
+            given = call.arguments if isinstance(call.arguments, dict) else {}
+            arguments = {k: v for k, v in given.items() if k in declared}
             try:
-                content = encode_result(await ctx.run_tool(script, dict(call.arguments or {})))
+                content = encode_result(await ctx.run_tool(script, arguments))
             except Exception as exc:  # a failing tool is reported to the model, which may recover
                 log.warning("tool %s (resource %s) failed: %s", call.name, script, exc)
                 content, error = f"error: tool '{call.name}' failed: {exc}", True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kdeps.actions import splice
 from kdeps.actions.base import ActionContext
 from kdeps.actions.process import child_env, finish, run_process
 
@@ -11,7 +12,8 @@ DEFAULT_TIMEOUT = 60.0
 
 
 async def run(ctx: ActionContext, config: Any) -> Any:
-    command = str(ctx.render(config.command, bare=False))
+    # Each `{{ }}` value is one shell word wherever the author put it (see kdeps.actions.splice).
+    command = splice.shell(str(config.command), lambda program: ctx.evaluate(program.source))
     args = [str(a) for a in ctx.render(list(config.args or []), bare=False)]
     if args:
         command += ' "$@"'  # args reach the command as positional parameters, never re-parsed

@@ -33,6 +33,9 @@ async def run_process(ctx: ActionContext, argv: list[str], *, env: dict[str, str
             start_new_session=True, limit=OUTPUT_CAP)
     except OSError as err:
         raise ResourceError(ctx.resource_id, f"cannot start {argv[0]}: {err.strerror}", 500) from None
+    except ValueError:  # a NUL character cannot be passed to a program (argv or environment)
+        raise ResourceError(ctx.resource_id, "a value holds a NUL character, which a command cannot take",
+                            400) from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
@@ -51,8 +54,20 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def provider_key_vars() -> set[str]:
+    """Environment variables that hold LLM provider keys (each backend declares its own)."""
+    from kdeps.llm.registry import backend_info, names
+
+    return {var for name in names() if (var := backend_info(name).env_var)}
+
+
 def child_env(ctx: ActionContext, extra: dict[str, Any] | None) -> dict[str, str]:
+    """The agent's environment without provider API keys, plus the step's `env:`: a child process
+    sees a provider key only when the author passes it there
+    (`env: {OPENAI_API_KEY: "{{ get('OPENAI_API_KEY', 'env') }}"}`)."""
     env = dict(ctx.scope.state.env) if hasattr(ctx, "scope") else dict(os.environ)
+    for var in provider_key_vars():
+        env.pop(var, None)
     for key, value in (extra or {}).items():
         env[str(key)] = "" if value is None else str(ctx.render(value))
     return env

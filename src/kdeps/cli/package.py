@@ -26,6 +26,8 @@ def command(path: str, output: Path, name: str | None) -> None:
     for rel in files.skipped_secrets:
         click.echo(f"warning: skipped {rel}: it looks like a secret (keys, .env files never go "
                    "into a package)", err=True)
+    for message in files.warnings:
+        click.echo(f"warning: {message}", err=True)
     for rel in files.skipped_links:
         click.echo(f"warning: skipped {rel}: a link that leaves the agent folder", err=True)
     click.echo(f"Packaged {len(files.files)} file(s) into {archive}")

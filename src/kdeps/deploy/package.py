@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kdeps.deploy.secrets import is_junk, is_secret_file
+from kdeps.deploy.secrets import is_junk, is_secret_file, literal_secrets
 from kdeps.errors import KdepsError
 
 ARCHIVE_SUFFIX = ".kdeps"
@@ -31,6 +31,7 @@ class FileSet:
     files: list[str] = field(default_factory=list)
     skipped_secrets: list[str] = field(default_factory=list)
     skipped_links: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # literal credentials found in the YAML files
 
 
 def _extra_paths(project: Any) -> list[str]:
@@ -137,6 +138,7 @@ def package_project(project: Any, output_dir: Path, name: str | None = None) -> 
     """Pack a loaded (hence valid) project into `<output_dir>/<name>-<version>.kdeps`."""
     meta = project.workflow.metadata
     fileset = collect_files(project)
+    fileset.warnings = literal_secrets(fileset.root, fileset.files)
     dest = Path(output_dir) / archive_name(name or str(meta.name), str(getattr(meta, "version", "0.0.0")))
     return write_archive(fileset, dest), fileset
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from kdeps import __version__
 from kdeps.deploy.ollama import chat_backends, needs_ollama
-from kdeps.deploy.secrets import is_secret_env
+from kdeps.deploy.secrets import is_secret_env, literal_secrets
 
 GPU_KINDS = ("cuda", "rocm", "intel", "vulkan")
 DEFAULT_PYTHON = "3.12"
@@ -255,4 +255,8 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
             plan.warnings.append(f"osPackages: {pkg!r} is not a Debian package name; skipped")
     _split_env(plan, dict(_attr(agent, "env", {}) or {}))
     _split_args(plan, dict(_attr(agent, "args", {}) or {}))
+    if getattr(project, "root", None) is not None:
+        from kdeps.deploy.package import collect_files
+
+        plan.warnings.extend(literal_secrets(Path(project.root).resolve(), collect_files(project).files))
     return plan

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 # File names (matched case-insensitively against the base name) that usually hold credentials.
 SECRET_FILE_PATTERNS = (
@@ -30,6 +35,14 @@ _SECRET_VALUE = re.compile(
 )
 
 
+# user:password@ (or token@) in a URL: the credentials would be readable in the image's ENV lines.
+_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]+@")
+# Keys whose literal value is a credential in a workflow or resource (compared lower-cased).
+_CREDENTIAL_KEYS = frozenset({"apikey", "api_key", "token", "password", "secret", "clientsecret",
+                              "authorization", "proxy-authorization", "x-api-key", "api-key"})
+_SCHEME_VALUE = re.compile(r"^(Bearer|Basic|token)\s+\S{8,}$", re.IGNORECASE)
+
+
 def is_secret_file(name: str) -> bool:
     """True when a file's base name looks like it holds credentials (.env, keys, certificates...)."""
     lower = name.lower()
@@ -43,4 +56,63 @@ def is_junk(name: str) -> bool:
 
 def is_secret_env(name: str, value: str | None) -> bool:
     """True when an environment variable looks like a credential, by its name or by its value."""
-    return bool(_SECRET_NAME.search(name)) or bool(value and _SECRET_VALUE.search(value.strip()))
+    return bool(_SECRET_NAME.search(name)) or bool(value and (_SECRET_VALUE.search(value.strip())
+                                                          or _URL_CREDENTIALS.search(value)))
+
+
+def has_url_credentials(value: str) -> bool:
+    """True when `value` holds a URL with user info (`https://user:pass@host`)."""
+    return bool(_URL_CREDENTIALS.search(value))
+
+
+def _is_literal(value: str) -> bool:
+    text = value.strip()
+    return bool(text) and "{{" not in text and not text.startswith(("get(", "${", "$"))
+
+
+def _walk(node: Any, path: str) -> Iterator[tuple[str, str, str, Any]]:
+    """(dotted path, key, string value, parent mapping) of every string in a YAML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(value, str):
+                yield child, str(key), value, node
+            else:
+                yield from _walk(value, child)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, str):
+                yield f"{path}[{i}]", "", value, None
+            else:
+                yield from _walk(value, f"{path}[{i}]")
+
+
+def literal_secrets(root: Path, files: list[str]) -> list[str]:
+    """Warnings for credentials written literally in an agent's YAML files: API keys and tokens
+    (by key name or by their look) and URLs with user info. `agentSettings.env`/`args` are left to
+    the build plan, which already moves those to run time."""
+    found: list[str] = []
+    for rel in files:
+        if not rel.endswith((".yaml", ".yml")):
+            continue
+        try:
+            documents = list(yaml.safe_load_all((root / rel).read_text(errors="replace")))
+        except (OSError, yaml.YAMLError):
+            continue
+        for document in documents:
+            for where, key, value, parent in _walk(document, ""):
+                if ".agentSettings.env." in f".{where}" or ".agentSettings.args." in f".{where}":
+                    continue
+                lower = key.lower()
+                api_key_value = lower == "value" and isinstance(parent, dict) \
+                    and parent.get("type") == "api_key"
+                if not _is_literal(value):
+                    continue
+                if lower in _CREDENTIAL_KEYS or api_key_value or _SECRET_VALUE.search(value.strip()) \
+                        or _SCHEME_VALUE.match(value.strip()):
+                    found.append(f"{rel}: {where} holds a literal credential; read it from the environment "
+                                 "instead (e.g. \"{{ get('MY_KEY', 'env') }}\") and pass it at run time")
+                elif _URL_CREDENTIALS.search(value):
+                    found.append(f"{rel}: {where} holds a URL with a user name or password; read it from the "
+                                 "environment instead and pass it at run time")
+    return found

@@ -15,6 +15,7 @@ import atexit
 import codecs
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -86,15 +87,30 @@ atexit.register(_forget_dead_loops)
 
 
 def safe_url(url: str) -> str:
-    """The URL without query string, fragment or user info: safe to show (keys may ride in `?key=`)."""
+    """The URL as it may be shown or logged: no user info or fragment, each query value replaced
+    by `***` (keys may ride in `?key=`); the names of the query parameters stay, to help debugging."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
         if parts.port:
             host = f"{host}:{parts.port}"
-        return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?", 1)[0]
     except ValueError:
-        return url.split("?", 1)[0]
+        return url.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+    if not parts.scheme:
+        return url.split("?", 1)[0].split("#", 1)[0]
+    query = "&".join(pair.split("=", 1)[0] + ("=***" if "=" in pair else "")
+                     for pair in parts.query.split("&") if pair)
+    return f"{parts.scheme}://{host}{parts.path}" + (f"?{query}" if query else "")
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL in it passed through `safe_url`."""
+    return _URL_IN_TEXT.sub(lambda m: safe_url(m.group(0)), text)
 
 
 def _remaining(deadline: float, backend: str, url: str) -> float:
@@ -124,17 +140,18 @@ def _translate(exc: BaseException, backend: str, url: str, left: float) -> Excep
     if isinstance(exc, TimeoutError):  # aiohttp's timeout errors subclass it too
         return LLMTimeoutError(backend, f"no answer from {where} within {left:.3g} s")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return InvalidResponseError(backend, f"answer from {where} was cut off ({_reason(exc)})")
+        return InvalidResponseError(backend, f"answer from {where} was cut off ({error_reason(exc)})")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return LLMConnectionError(backend, f"{where} closed the connection without answering")
-    return LLMConnectionError(backend, f"cannot reach {where} ({_reason(exc)})")
+    return LLMConnectionError(backend, f"cannot reach {where} ({error_reason(exc)})")
 
 
-def _reason(exc: BaseException) -> str:
-    # aiohttp messages can embed the full URL (query string included); keep the OS-level reason.
+def error_reason(exc: BaseException) -> str:
+    """Why a call failed, for logs: the OS-level reason, or the message with its URLs redacted
+    (aiohttp messages can embed the full URL, query string included)."""
     if isinstance(exc, aiohttp.ClientConnectorError):
         return exc.os_error.strerror or type(exc.os_error).__name__
-    text = str(exc).split("?", 1)[0].strip()
+    text = redact_urls(str(exc)).strip()
     return text or type(exc).__name__
 
 
