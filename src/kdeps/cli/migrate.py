@@ -50,8 +50,9 @@ class MigrationError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.file and self.line else f"{self.file}: " if self.file else ""
-        return f"{where}{self.message}"
+        if self.file and self.line:
+            return f"{self.file}:{self.line}: {self.message}"
+        return f"{self.file}: {self.message}" if self.file else self.message
 
 
 @dataclass
@@ -90,57 +91,40 @@ def _line(node: Any, key: Any = None) -> int | None:
         return None
 
 
-def _dedent_comments(node: Any, by: int) -> None:
-    """Shift full-line comments inside a moved block left by `by` columns, as its keys move."""
+def _dedent_tokens(tokens: Any, by: int) -> None:
+    """Shift the full-line comments among `tokens` left by `by` columns."""
     pattern = re.compile(r"\n {" + str(by) + r"}(?= *#)")
+    if isinstance(tokens, CommentToken):
+        tokens.value = pattern.sub("\n", tokens.value)
+    elif isinstance(tokens, list):
+        for token in tokens:
+            _dedent_tokens(token, by)
 
-    def fix(token: Any) -> None:
-        if isinstance(token, CommentToken):
-            token.value = pattern.sub("\n", token.value)
-            if token.value.lstrip(" ").startswith("#") and token.column >= by and "\n" not in token.value[:1]:
-                pass
-        elif isinstance(token, list):
-            for item in token:
-                fix(item)
 
-    def walk(obj: Any) -> None:
-        ca = getattr(obj, "ca", None)
-        if ca is not None:
-            fix(ca.comment)
-            for value in ca.items.values():
-                fix(value)
-            fix(getattr(ca, "end", None))
-        if isinstance(obj, dict):
-            for value in obj.values():
-                walk(value)
-        elif isinstance(obj, list):
-            for value in obj:
-                walk(value)
-
-    walk(node)
+def _dedent_comments(node: Any, by: int) -> None:
+    """Shift the full-line comments inside a block moved `by` columns left along with its keys."""
+    ca = getattr(node, "ca", None)
+    if ca is not None:
+        _dedent_tokens(ca.comment, by)
+        for tokens in ca.items.values():
+            _dedent_tokens(tokens, by)
+        _dedent_tokens(getattr(ca, "end", None), by)
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    for child in children:
+        _dedent_comments(child, by)
 
 
 def _move(src: CommentedMap, key: str, dst: CommentedMap, new_key: str | None = None, *,
           dedent: int = 0) -> None:
     """Move `src[key]` to `dst[new_key or key]` with the comments attached to it."""
-    value = src[key]
+    value = src.pop(key)
     target = new_key or key
     dst[target] = value
     if key in src.ca.items:
-        dst.ca.items[target] = src.ca.items[key]
+        dst.ca.items[target] = src.ca.items.pop(key)
     if dedent:
         _dedent_comments(value, dedent)
-        if target in dst.ca.items:
-            _dedent_comments_token(dst.ca.items[target], dedent)
-
-
-def _dedent_comments_token(tokens: Any, by: int) -> None:
-    pattern = re.compile(r"\n {" + str(by) + r"}(?= *#)")
-    for token in tokens if isinstance(tokens, list) else [tokens]:
-        if isinstance(token, CommentToken):
-            token.value = pattern.sub("\n", token.value)
-        elif isinstance(token, list):
-            _dedent_comments_token(token, by)
+        _dedent_tokens(dst.ca.items.get(target), dedent)
 
 
 def _rename(node: CommentedMap, old: str, new: str) -> None:
@@ -201,6 +185,8 @@ def migrate_resource(doc: CommentedMap, file: str, notes: list[str]) -> Commente
         out["validations"] = validations
     if "exprBefore" in run:
         _move(run, "exprBefore", out, "before", dedent=2)
+        if not isinstance(out["before"], list):
+            out["before"] = CommentedSeq([out["before"]])
     for key in list(run):
         if key in ("expr", "exprAfter", "apiResponse", "onError") or key in _SEED_VALIDATION_KEYS:
             continue
@@ -219,8 +205,6 @@ def migrate_resource(doc: CommentedMap, file: str, notes: list[str]) -> Commente
         _flatten_meta(out["apiResponse"], file, notes)
     if "onError" in run:
         _move(run, "onError", out, dedent=2)
-    if run.ca.items and not out:
-        return out
     return _ordered(out)
 
 
@@ -233,15 +217,15 @@ def _validations(run: CommentedMap, file: str, notes: list[str]) -> CommentedMap
     for old, new in (("restrictToHttpMethods", "methods"), ("restrictToRoutes", "routes"),
                      ("allowedHeaders", "headers"), ("allowedParams", "params"), ("skipCondition", "skip")):
         if old in run:
-            _move(run, old, out, new, dedent=2)
+            _move(run, old, out, new)
     pre = run.get("preflightCheck")
     if pre is not None:
         if not isinstance(pre, dict):
             raise MigrationError("preflightCheck must be a mapping", file, _line(run, "preflightCheck"))
         if "validations" in pre:
-            _move(pre, "validations", out, "check", dedent=4)
+            _move(pre, "validations", out, "check", dedent=2)
         if "error" in pre:
-            _move(pre, "error", out, dedent=4)
+            _move(pre, "error", out, dedent=2)
         for key in pre:
             if key not in ("validations", "error"):
                 raise MigrationError(f"preflightCheck.{key} has no place in the current layout", file,
@@ -254,7 +238,7 @@ def _validations(run: CommentedMap, file: str, notes: list[str]) -> CommentedMap
             raise MigrationError("validation must be a mapping", file, _line(run, "validation"))
         for key in _VALIDATION_RULE_KEYS:
             if key in rules:
-                _move(rules, key, out, dedent=4)
+                _move(rules, key, out, dedent=2)
         custom = rules.get("customRules")
         if custom is not None:
             out["expr"] = _custom_rules(custom, file, notes)
@@ -274,8 +258,8 @@ def _custom_rules(custom: Any, file: str, notes: list[str]) -> CommentedSeq:
             seq.append(rule)
             continue
         if not isinstance(rule, dict) or "expr" not in rule:
-            raise MigrationError("each validation.customRules entry needs an expr", file, _line(custom, None)
-                                 if not hasattr(custom, "lc") else _line(rule) or _line(custom))
+            raise MigrationError("each validation.customRules entry needs an expr", file,
+                                 _line(rule) or _line(custom))
         seq.append(rule["expr"])
         message = rule.get("message")
         if message:
@@ -322,7 +306,6 @@ def _flatten_meta(response: Any, file: str, notes: list[str]) -> None:
                 raise MigrationError(f"apiResponse.{key} is set both directly and under meta", file,
                                      _line(meta, key))
             _move(meta, key, moved, dedent=2)
-            del meta[key]
     comment = response.ca.items.pop("meta", None)
     if not meta:
         del response["meta"]
@@ -385,22 +368,22 @@ def migrate_workflow(doc: CommentedMap, file: str, notes: list[str]) -> None:
 
 
 def _drop(node: CommentedMap, key: str) -> None:
-    """Delete a key; a comment that followed it moves to the key before it."""
+    """Delete a key and its end-of-line comment; full-line comments after it move to the key before."""
     keys = list(node)
     pos = keys.index(key)
-    comment = node.ca.items.pop(key, None)
+    tokens = node.ca.items.pop(key, None)
     del node[key]
-    if comment is not None and len(comment) > 2 and comment[2] is not None:
-        text = comment[2].value
-        # keep full-line comments that followed the dropped key (drop only its own end-of-line comment)
-        rest = text[text.index("\n") + 1:] if "\n" in text else ""
-        if rest.strip() and pos > 0:
-            prev = keys[pos - 1]
-            tokens = node.ca.items.setdefault(prev, [None, None, None, None])
-            if tokens[2] is None:
-                tokens[2] = CommentToken("\n" + rest, comment[2].start_mark, None)
-        elif rest.strip() and pos == 0:
-            node.ca.comment = node.ca.comment or [None, []]
+    token = tokens[2] if isinstance(tokens, list) and len(tokens) > 2 else None
+    if token is None or pos == 0:
+        return
+    text = token.value
+    rest = text[text.index("\n") + 1:] if "\n" in text and not text.startswith("\n") else text
+    if not rest.strip(" \n") and "\n\n" not in text:
+        return
+    prev = node.ca.items.setdefault(keys[pos - 1], [None, None, None, None])
+    if prev[2] is None:
+        prev[2] = CommentToken("\n" + rest.lstrip("\n") if not rest.startswith("\n") else rest,
+                               token.start_mark, None)
 
 
 # ---------------------------------------------------------------- files
@@ -422,8 +405,7 @@ def migrate_file(path: Path, *, workflow: bool) -> FileResult:
     for index, doc in enumerate(docs):
         if not isinstance(doc, dict):
             continue
-        if workflow and str(doc.get("kind", "Workflow")) == "Workflow" and "settings" in doc | {} \
-                or workflow and "metadata" in doc and "targetActionId" in (doc.get("metadata") or {}):
+        if workflow and _is_workflow(doc):
             before = _dump(yaml, [doc])
             migrate_workflow(doc, shown, notes)
             changed = changed or _dump(yaml, [doc]) != before
@@ -436,9 +418,17 @@ def migrate_file(path: Path, *, workflow: bool) -> FileResult:
                       notes)
 
 
+def _is_workflow(doc: CommentedMap) -> bool:
+    kind = doc.get("kind")
+    if kind is not None:
+        return str(kind) == "Workflow"
+    meta = doc.get("metadata")
+    return "settings" in doc or (isinstance(meta, dict) and "targetActionId" in meta)
+
+
 def _dump(yaml: YAML, docs: list[Any], explicit_start: bool = False) -> str:
     stream = io.StringIO()
-    yaml.explicit_start = explicit_start or len(docs) > 1
+    yaml.explicit_start = explicit_start
     yaml.dump_all(docs, stream)
     return stream.getvalue()
 
