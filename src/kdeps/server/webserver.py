@@ -177,8 +177,8 @@ class WebServerApp:
         self.state = getattr(api, "state", None)  # what tests and tools read off the API app
         self.core = getattr(api, "core", None)
         self.buckets: dict[str, tuple[float, float]] = {}
-        # A separate listener serves only the web routes; the API keeps its own port.
-        self.web_only = plan.standalone or plan.port is not None
+        # the web routes on a listener of their own; the API keeps its port
+        self.separate = not plan.standalone and plan.port is not None
 
     # -- dispatch ---------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -186,7 +186,10 @@ class WebServerApp:
         if kind == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        await self.dispatch(scope, receive, send, shared=not self.web_only)
+        if self.separate and self.api is not None:
+            await self.api(scope, receive, send)  # the web routes have a listener of their own
+            return
+        await self.dispatch(scope, receive, send, shared=not self.plan.standalone)
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send, *, shared: bool) -> None:
         path = scope.get("path", "/")
@@ -271,7 +274,8 @@ class WebServerApp:
         return URL(f"{scheme}://127.0.0.1:{route.app_port}{raw_path}" + (f"?{query}" if query else ""),
                    encoded=True)
 
-    def _forward_headers(self, route: WebRoutePlan, scope: Scope, *, ws: bool = False) -> list[tuple[str, str]]:
+    def _forward_headers(self, route: WebRoutePlan, scope: Scope, *,
+                         ws: bool = False) -> list[tuple[str, str]]:
         named = {n.strip().lower() for n in (_header(scope, b"connection") or "").split(",")}
         out: list[tuple[str, str]] = []
         host = ""
@@ -332,7 +336,7 @@ class WebServerApp:
                                                               "Content-Type"),
                 )
         except TimeoutError:
-            await _plain(scope, send, 504, f"Gateway Timeout: the app on port {route.app_port} did not answer")
+            await _plain(scope, send, 504, f"Gateway Timeout: the app on port {route.app_port} is silent")
             return
         except (aiohttp.ClientError, OSError) as exc:
             log.warning("web route %s: app on 127.0.0.1:%s unreachable: %s", route.path, route.app_port, exc)
@@ -342,8 +346,8 @@ class WebServerApp:
             named = {n.strip().lower() for n in upstream.headers.get("connection", "").split(",")}
             # uvicorn sends its own Date header
             drop = HOP_BY_HOP | named | {"date"}
-            response_headers = [(k, v) for k, v in upstream.raw_headers if k.decode("latin-1").lower() not in drop]
-            await send({"type": "http.response.start", "status": upstream.status, "headers": response_headers})
+            kept = [(k, v) for k, v in upstream.raw_headers if k.decode("latin-1").lower() not in drop]
+            await send({"type": "http.response.start", "status": upstream.status, "headers": kept})
             if scope["method"] == "HEAD":
                 await send({"type": "http.response.body", "body": b""})
                 return
@@ -359,14 +363,16 @@ class WebServerApp:
         first = await receive()
         if first["type"] != "websocket.connect":
             return
-        protocols = [p.strip() for p in (_header(scope, b"sec-websocket-protocol") or "").split(",") if p.strip()]
+        offered = (_header(scope, b"sec-websocket-protocol") or "").split(",")
+        protocols = [p.strip() for p in offered if p.strip()]
         try:
             upstream = await self._session().ws_connect(
                 self._target(route, scope, ws=True), headers=self._forward_headers(route, scope, ws=True),
                 protocols=protocols, autoping=True, timeout=aiohttp.ClientWSTimeout(ws_close=5),
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("web route %s: websocket to app on port %s failed: %s", route.path, route.app_port, exc)
+            log.warning("web route %s: websocket to app on port %s failed: %s", route.path, route.app_port,
+                        exc)
             await send({"type": "websocket.close", "code": 1011})
             return
         await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
@@ -559,7 +565,8 @@ def _with_security_headers(send: Send) -> Send:
     return wrapped
 
 
-async def _plain(scope: Scope, send: Send, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+async def _plain(scope: Scope, send: Send, status: int, text: str,
+                 headers: dict[str, str] | None = None) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return

@@ -282,7 +282,9 @@ class WebRateLimit(SpecModel):
     """A token bucket per client address."""
 
     requests_per_minute: int = Field(ge=1, description="Sustained requests per minute.")
-    burst: int | None = Field(None, ge=1, description="Requests allowed at once (default: the per-minute rate).")
+    burst: int | None = Field(
+        None, ge=1, description="Requests allowed at once (default: the per-minute rate)."
+    )
 
 
 class WebServer(SpecModel):
