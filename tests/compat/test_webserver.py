@@ -411,3 +411,52 @@ routes:
         time.sleep(0.3)
         server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
         assert server.wait(timeout=20) == 0
+
+
+def _run_until_exit(agent: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kdeps", "run", str(agent), "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_command_in_a_missing_folder_is_a_clean_error(tmp_path):
+    agent = _agent(tmp_path / "agent", f"""\
+routes:
+  - path: /
+    serverType: app
+    publicPath: ./missing
+    appPort: {free_port()}
+    command: "python3 app.py"
+""")
+    proc = _run_until_exit(agent)
+    assert proc.returncode != 0
+    assert "publicPath" in proc.stderr and "missing" in proc.stderr and "is not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_web_port_in_use_is_a_clean_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        agent = _agent(tmp_path / "agent", f"portNum: {port}\nhostIp: 127.0.0.1\n" + STATIC_ROUTES)
+        proc = _run_until_exit(agent)
+    assert proc.returncode != 0
+    assert f"webServer cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+async def test_web_only_agent_listens_on_its_port_num(tmp_path, http):
+    """As KDeps' e2e scripts run it: `kdeps run workflow.yaml`, no --port, webServer.portNum is the port."""
+    port = free_port()
+    agent = _agent(tmp_path / "agent", f"portNum: {port}\n" + STATIC_ROUTES, api=False)
+    proc = subprocess.Popen([sys.executable, "-m", "kdeps", "run", str(agent / "workflow.yaml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not _accepts(port) and time.monotonic() < deadline and proc.poll() is None:
+            await asyncio.sleep(0.05)
+        async with http.get(f"http://127.0.0.1:{port}/") as r:
+            assert r.status == 200 and await r.text() == "<h1>home</h1>"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0

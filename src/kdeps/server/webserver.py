@@ -124,7 +124,10 @@ def plan_web_server(project: Any, base_dir: Path, api: ServerSettings) -> WebSer
         if public:
             directory = Path(public) if Path(public).is_absolute() else base_dir / public
             directory = directory.resolve()
-        headers = tuple((str(k), str(v)) for k, v in (getattr(route, "headers", None) or {}).items())
+        if route.command and directory is not None and not directory.is_dir():
+            raise KdepsError(f"webServer route {route.path}: publicPath {directory} is not a folder, "
+                             f"so '{route.command}' cannot start there")
+        headers = tuple((str(k), str(v)) for k, v in route.headers.items())
         routes.append(WebRoutePlan(route.path.rstrip("/"), route.server_type, directory, route.app_port,
                                    route.command or None, headers))
     routes.sort(key=lambda r: len(r.prefix), reverse=True)
@@ -136,12 +139,11 @@ def plan_web_server(project: Any, base_dir: Path, api: ServerSettings) -> WebSer
         host, port = own_host or api.host, own_port
     else:
         host = port = None
-    limit = getattr(web, "rate_limit", None)
-    return WebServerPlan(tuple(routes), standalone, host, port,
-                         max_body=getattr(web, "max_body_bytes", None),
-                         max_concurrent=getattr(web, "max_concurrent", None),
-                         rate_per_minute=getattr(limit, "requests_per_minute", None) if limit else None,
-                         burst=getattr(limit, "burst", None) if limit else None)
+    limit = web.rate_limit
+    return WebServerPlan(tuple(routes), standalone, host, port, max_body=web.max_body_bytes,
+                         max_concurrent=web.max_concurrent,
+                         rate_per_minute=limit.requests_per_minute if limit else None,
+                         burst=limit.burst if limit else None)
 
 
 def api_route_claims(api_app: Any) -> Callable[[str], bool]:
@@ -408,27 +410,27 @@ class WebServerApp:
 
     # -- lifespan: app commands and a separate listener -------------------------------------------
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.api is not None and not self.plan.standalone:
-            async def hooked() -> Message:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await self.startup()
-                elif message["type"] == "lifespan.shutdown":
-                    await self.shutdown()
-                return message
-
-            await self.api(scope, hooked, send)
-            return
+        """Start the web side, then the API's own lifespan (driven through queues); stop in reverse.
+        A failure is reported through the protocol, so uvicorn prints one line and exits."""
+        inner = _InnerLifespan(self.api, scope) if self.api is not None and not self.plan.standalone else None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                failure = None
                 try:
                     await self.startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                except (KdepsError, OSError) as exc:
+                    failure = str(exc)
+                if failure is None and inner is not None:
+                    failure = await inner.startup()
+                if failure is not None:
+                    await self.shutdown()
+                    await send({"type": "lifespan.startup.failed", "message": failure})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if inner is not None:
+                    await inner.shutdown()
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -499,6 +501,38 @@ class WebServerApp:
         self.listener_task = asyncio.create_task(self.listener.serve(sockets=[sock]))
         while not self.listener.started and not self.listener_task.done():
             await asyncio.sleep(0.01)
+
+
+class _InnerLifespan:
+    """Runs the API app's lifespan as a child: this app plays the server's part for it."""
+
+    def __init__(self, app: ASGIApp, scope: Scope) -> None:
+        self.to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self.from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self.task = asyncio.ensure_future(app(scope, self.to_app.get, self._put))
+
+    async def _put(self, message: Message) -> None:
+        await self.from_app.put(message)
+
+    async def _exchange(self, kind: str) -> Message:
+        await self.to_app.put({"type": kind})
+        getter = asyncio.ensure_future(self.from_app.get())
+        await asyncio.wait({getter, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        error = self.task.exception() if not self.task.cancelled() else None
+        return {"type": f"{kind}.failed", "message": str(error or "the API's lifespan ended early")}
+
+    async def startup(self) -> str | None:
+        reply = await self._exchange("lifespan.startup")
+        return None if reply["type"] == "lifespan.startup.complete" else str(reply.get("message", ""))
+
+    async def shutdown(self) -> None:
+        if not self.task.done():
+            await self._exchange("lifespan.shutdown")
+        with contextlib.suppress(BaseException):
+            await self.task
 
 
 class _Listener(uvicorn.Server):
