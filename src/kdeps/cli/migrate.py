@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import itertools
 import re
 import shutil
 import sys
@@ -32,7 +33,7 @@ from typing import Any
 import click
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import CommentMark, MarkedYAMLError
 from ruamel.yaml.tokens import CommentToken
 
 WORKFLOW_FILES = ("workflow.yaml", "workflow.yml")
@@ -96,6 +97,8 @@ def _dedent_tokens(tokens: Any, by: int) -> None:
     pattern = re.compile(r"\n {" + str(by) + r"}(?= *#)")
     if isinstance(tokens, CommentToken):
         tokens.value = pattern.sub("\n", tokens.value)
+        if tokens.value.startswith("#") and tokens.column >= by:  # printed at its own column
+            tokens.column = tokens.column - by
     elif isinstance(tokens, list):
         for token in tokens:
             _dedent_tokens(token, by)
@@ -180,6 +183,14 @@ def migrate_resource(doc: CommentedMap, file: str, notes: list[str]) -> Commente
                 if out.ca.items[last][2] is None:
                     out.ca.items[last][2] = tokens[2]
 
+    order = list(run)
+    action = next((k for k in order if k in ACTIONS), None)
+    if action is not None and "expr" in run and order.index("expr") < order.index(action):
+        notes.append(f"{file}:{_line(run, 'expr')}: run.expr is written before {action}, but KDeps ran "
+                     "it after the action: it becomes `after`. If it prepares the action's input, make it "
+                     "`before`")
+    leading = _leading_comments(run)
+    lines = {key: _line(run, key) for key in order}
     validations = _validations(run, file, notes)
     if validations:
         out["validations"] = validations
@@ -191,12 +202,14 @@ def migrate_resource(doc: CommentedMap, file: str, notes: list[str]) -> Commente
         if key in ("expr", "exprAfter", "apiResponse", "onError") or key in _SEED_VALIDATION_KEYS:
             continue
         if key in out:
-            raise MigrationError(f"'{key}' is set both at the top level and under run", file, _line(run, key))
+            raise MigrationError(f"'{key}' is set both at the top level and under run", file, lines[key])
         _move(run, key, out, dedent=2)
         if key in ACTIONS and isinstance(out[key], dict) and "timeoutDuration" in out[key]:
             _rename(out[key], "timeoutDuration", "timeout")
-        if key not in ACTIONS and key != "before":
-            notes.append(f"{file}:{_line(run, key)}: run.{key} moved to the top level as is")
+        if key == "httpClient":
+            _cache_switch(out[key], file, notes)
+        if key not in ACTIONS:
+            notes.append(f"{file}:{lines[key]}: run.{key} moved to the top level as is")
     after = _after(run, file)
     if after is not None:
         out["after"] = after
@@ -205,7 +218,103 @@ def migrate_resource(doc: CommentedMap, file: str, notes: list[str]) -> Commente
         _flatten_meta(out["apiResponse"], file, notes)
     if "onError" in run:
         _move(run, "onError", out, dedent=2)
-    return _ordered(out)
+    out = _ordered(out)
+    _replace_leading_comments(out, leading)
+    return out
+
+
+# ---------------------------------------------------------------- comments that introduce a run key
+# ruamel stores a full-line comment as the tail of whatever precedes it. Keys under `run:` move to new
+# places, so the comment written above each key is detached first and attached again above its new home.
+
+_DESTINATION = {"restrictToHttpMethods": "methods", "restrictToRoutes": "routes", "allowedHeaders": "headers",
+                "allowedParams": "params", "skipCondition": "skip", "exprBefore": "before", "expr": "after",
+                "exprAfter": "after"}
+
+
+def _trail(container: Any, key: Any) -> list[tuple[Any, Any]]:
+    """(container, key) from `container[key]` down to its last block-style element."""
+    slots = [(container, key)]
+    node = container[key]
+    while isinstance(node, CommentedMap | CommentedSeq) and node and not node.fa.flow_style():
+        last = list(node)[-1] if isinstance(node, dict) else len(node) - 1
+        slots.append((node, last))
+        node = node[last]
+    return slots
+
+
+def _slot(container: Any) -> int:
+    return 2 if isinstance(container, dict) else 0
+
+
+def _detach_following(container: Any, key: Any) -> str:
+    """Remove and return the full-line comments after `container[key]` (its end-of-line comment stays)."""
+    for node, last in reversed(_trail(container, key)):
+        tokens = node.ca.items.get(last)
+        token = tokens[_slot(node)] if tokens and len(tokens) > _slot(node) else None
+        if isinstance(token, CommentToken) and "\n" in token.value:
+            first, _, rest = token.value.partition("\n")
+            if "#" in rest:
+                token.value = first + "\n"
+                return rest
+    return ""
+
+
+def _attach_following(container: Any, key: Any, text: str) -> None:
+    node, last = _trail(container, key)[-1]
+    tokens = node.ca.items.setdefault(last, [None, None, None, None])
+    token = tokens[_slot(node)]
+    if token is None:
+        tokens[_slot(node)] = CommentToken("\n" + text, CommentMark(0), None)
+    else:
+        joined = (token.value if token.value.endswith("\n") else token.value + "\n") + text
+        token.value = re.sub(r"\n{3,}", "\n\n", joined)
+
+
+def _leading_comments(run: CommentedMap) -> dict[str, str]:
+    """The comment lines written above each key of `run`, detached from where ruamel keeps them."""
+    keys = list(run)
+    found: dict[str, str] = {}
+    head = run.ca.comment[1] if run.ca.comment and len(run.ca.comment) > 1 and run.ca.comment[1] else []
+    if keys and head:
+        found[keys[0]] = "".join(" " * t.column + t.value if not t.value.startswith("\n") else t.value
+                                 for t in head)
+        run.ca.comment = None
+    for before, key in itertools.pairwise(keys):
+        text = _detach_following(run, before)
+        if text:
+            found[key] = text
+    return found
+
+
+def _replace_leading_comments(out: CommentedMap, leading: dict[str, str]) -> None:
+    """Attach each detached comment above the key its run key became (dedented to the new depth)."""
+    validations = out.get("validations")
+    pending: dict[tuple[str, str], str] = {}
+    for run_key, text in leading.items():
+        target = _DESTINATION.get(run_key, run_key)
+        if run_key == "preflightCheck":
+            target = "check" if isinstance(validations, dict) and "check" in validations else "error"
+        elif run_key == "validation" and isinstance(validations, dict):
+            target = next((k for k in (*_VALIDATION_RULE_KEYS, "expr") if k in validations), "required")
+        where = "validations" if isinstance(validations, dict) and target in validations and \
+            target not in out else "top"
+        pending[(where, target)] = pending.get((where, target), "") + text
+    top = list(out)
+    for (where, target), text in pending.items():
+        if where == "validations" and isinstance(validations, dict):
+            inner = list(validations)
+            pos = inner.index(target)
+            if pos > 0:
+                _attach_following(validations, inner[pos - 1], text)
+                continue
+            target = "validations"
+        if target in top and top.index(target) > 0:
+            _attach_following(out, top[top.index(target) - 1], _dedent_text(text, 2))
+
+
+def _dedent_text(text: str, by: int) -> str:
+    return re.sub(r"(?m)^ {" + str(by) + r"}", "", text)
 
 
 _SEED_VALIDATION_KEYS = ("restrictToHttpMethods", "restrictToRoutes", "allowedHeaders", "allowedParams",
@@ -290,6 +399,19 @@ def _after(run: CommentedMap, file: str) -> CommentedSeq | None:
                 seq.ca.items[len(seq) - 1] = ca.items[i]
     _dedent_comments(seq, 2)
     return seq
+
+
+def _cache_switch(http: Any, file: str, notes: list[str]) -> None:
+    """`cache.enabled` is gone: a present cache block is on."""
+    cache = http.get("cache") if isinstance(http, dict) else None
+    if not isinstance(cache, dict) or "enabled" not in cache:
+        return
+    if cache["enabled"] is False:
+        notes.append(f"{file}:{_line(cache, 'enabled')}: httpClient.cache.enabled was false: the cache block "
+                     "is removed (a present cache block turns caching on)")
+        _drop(http, "cache")
+    else:
+        _drop(cache, "enabled")
 
 
 def _flatten_meta(response: Any, file: str, notes: list[str]) -> None:
