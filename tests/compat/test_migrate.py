@@ -316,3 +316,58 @@ def test_migrated_agent_loads(tmp_path):
     assert _kdeps("migrate", str(agent)).returncode == 0
     project = load_project(agent)
     assert set(project.resources) == {"shout", "reply"}
+
+
+PREPARE = """\
+apiVersion: kdeps.io/v1
+kind: Resource
+metadata:
+  actionId: fetch
+  name: Fetch
+
+run:
+  # only for GET
+  restrictToHttpMethods: [GET]
+
+  # remember the query
+  expr:
+    - set('q2', get('q'))
+
+  # call the service
+  httpClient:
+    method: GET
+    url: http://127.0.0.1:9/search
+    retry:
+      maxAttempts: 2
+
+    # cache answers
+    cache:
+      enabled: true
+      ttl: 1m
+"""
+
+
+def test_comment_above_each_run_key_moves_with_it(tmp_path):
+    agent = _seed_agent(tmp_path / "seed")
+    (agent / "resources" / "fetch.yaml").write_text(PREPARE)
+    proc = _kdeps("migrate", str(agent))
+    assert proc.returncode == 0, proc.stderr
+    text = (agent / "resources" / "fetch.yaml").read_text()
+    assert "# only for GET\nvalidations:\n  methods: [GET]" in text
+    assert "# call the service\nhttpClient:" in text
+    assert "\n  # cache answers\n  cache:\n    ttl: 1m" in text  # nested comment dedented with its block
+    assert "# remember the query\nafter:" in text
+    assert "enabled" not in text  # a present cache block is on
+    # expr ran after the action in KDeps' engine; written above it, the user is told how to keep intent
+    assert "fetch.yaml:12: run.expr is written before httpClient" in proc.stderr
+
+
+def test_disabled_cors_and_cache_blocks_are_removed(tmp_path):
+    agent = _seed_agent(tmp_path / "seed")
+    (agent / "workflow.yaml").write_text(WORKFLOW.replace("enableCors: true", "enableCors: false"))
+    (agent / "resources" / "fetch.yaml").write_text(PREPARE.replace("enabled: true", "enabled: false"))
+    proc = _kdeps("migrate", str(agent))
+    assert proc.returncode == 0, proc.stderr
+    assert "cors" not in _load(agent / "workflow.yaml")["settings"]["apiServer"]
+    assert "cache" not in _load(agent / "resources" / "fetch.yaml")["httpClient"]
+    assert "enableCors was false" in proc.stderr and "cache.enabled was false" in proc.stderr

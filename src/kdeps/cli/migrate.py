@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import itertools
 import re
 import shutil
 import sys
@@ -271,19 +270,27 @@ def _attach_following(container: Any, key: Any, text: str) -> None:
         token.value = re.sub(r"\n{3,}", "\n\n", joined)
 
 
+def _render(tokens: list[Any]) -> str:
+    return "".join(t.value if t.value.startswith("\n") else " " * t.column + t.value for t in tokens)
+
+
 def _leading_comments(run: CommentedMap) -> dict[str, str]:
-    """The comment lines written above each key of `run`, detached from where ruamel keeps them."""
+    """The comment lines written above each key of `run`, detached from where ruamel keeps them:
+    the tail of the previous key, the map's head comment, or the key's own "before" slot."""
     keys = list(run)
     found: dict[str, str] = {}
     head = run.ca.comment[1] if run.ca.comment and len(run.ca.comment) > 1 and run.ca.comment[1] else []
     if keys and head:
-        found[keys[0]] = "".join(" " * t.column + t.value if not t.value.startswith("\n") else t.value
-                                 for t in head)
+        found[keys[0]] = _render(head)
         run.ca.comment = None
-    for before, key in itertools.pairwise(keys):
-        text = _detach_following(run, before)
+    for index, key in enumerate(keys):
+        text = _detach_following(run, keys[index - 1]) if index else ""
+        tokens = run.ca.items.get(key)
+        if tokens and len(tokens) > 1 and tokens[1]:
+            text += _render(tokens[1])
+            tokens[1] = None
         if text:
-            found[key] = text
+            found[key] = found.get(key, "") + text
     return found
 
 
