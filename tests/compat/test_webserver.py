@@ -117,6 +117,11 @@ async def test_static_files_with_types_and_index(static_agent, http):
         assert r.status == 200 and await r.text() == "<h1>docs</h1>"
     async with http.get(url + "/manual/") as r:  # a second route, its own folder
         assert r.status == 200 and await r.text() == "<h1>docs</h1>"
+    for folder in ("/docs", "/manual"):  # a folder without the slash redirects to it
+        async with http.get(url + folder, allow_redirects=False) as r:
+            assert r.status in (301, 307) and r.headers["location"].endswith(folder + "/")
+        async with http.get(url + folder) as r:
+            assert r.status == 200 and await r.text() == "<h1>docs</h1>"
     async with http.get(url + "/nope.html") as r:
         assert r.status == 404
     async with http.head(url + "/style.css") as r:

@@ -52,6 +52,7 @@ HOP_BY_HOP = frozenset({
 })
 APP_HEADER_TIMEOUT = 30.0  # seconds to wait for a proxied app's response headers, as KDeps
 COMMAND_STOP_GRACE = 5.0
+WORKER_ENV = "KDEPS_SERVE_OPTIONS"  # set by the runner for worker and reload child processes
 _ENV_REF = re.compile(r"""\{\{\s*env\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)\s*\}\}""")
 # Paths the API answers itself on a shared port, even under a web route such as "/".
 _API_PATHS = ("/health", "/ready", "/metrics")
@@ -114,7 +115,7 @@ class WebServerPlan:
 def plan_web_server(project: Any, base_dir: Path, api: ServerSettings) -> WebServerPlan | None:
     """The web server of `project`, or None when its workflow has no `webServer` routes."""
     settings = project.workflow.settings
-    web = getattr(settings, "web_server", None)
+    web = settings.web_server
     if web is None or not web.routes:
         return None
     routes = []
@@ -482,8 +483,9 @@ class WebServerApp:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        with contextlib.suppress(AttributeError, OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # several workers share it
+        if os.environ.get(WORKER_ENV):  # `--workers N`: every worker process binds the same port
+            with contextlib.suppress(AttributeError, OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
