@@ -156,6 +156,7 @@ class App:
     def __init__(self) -> None:
         self.port = free_port()
         self.release = asyncio.Event()
+        self.gone = asyncio.Event()
         self.runner: web.AppRunner | None = None
 
     async def echo(self, request: web.Request) -> web.Response:
@@ -173,6 +174,16 @@ class App:
         await asyncio.wait_for(self.release.wait(), 10)
         await response.write(b"data: second\n\n")
         await response.write_eof()
+        return response
+
+    async def endless(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: tick\n\n")
+        try:
+            await asyncio.sleep(30)  # nothing more until the client gives up
+        finally:
+            self.gone.set()  # aiohttp cancels the handler when the proxy drops the connection
         return response
 
     async def upload(self, request: web.Request) -> web.Response:
@@ -194,10 +205,11 @@ class App:
     async def start(self) -> App:
         app = web.Application()
         app.router.add_get("/stream", self.stream)
+        app.router.add_get("/endless", self.endless)
         app.router.add_post("/upload", self.upload)
         app.router.add_get("/ws", self.socket)
         app.router.add_route("*", "/{tail:.*}", self.echo)
-        self.runner = web.AppRunner(app)
+        self.runner = web.AppRunner(app, handler_cancellation=True)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
         return self
@@ -266,6 +278,14 @@ async def test_app_response_streams_through(proxy_agent, local_app, http):
         local_app.release.set()
         rest = await asyncio.wait_for(r.content.read(), 10)
     assert rest == b"data: second\n\n"
+
+
+async def test_client_disconnect_releases_the_app_connection(proxy_agent, local_app):
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(proxy_agent.url + "/app/endless")
+        assert await asyncio.wait_for(response.content.readuntil(b"\n\n"), 10) == b"data: tick\n\n"
+        response.close()  # the browser tab goes away
+    await asyncio.wait_for(local_app.gone.wait(), 10)
 
 
 async def test_request_body_streams_to_the_app(proxy_agent, http):
