@@ -19,6 +19,7 @@ COMMANDS = {
     "models": ("kdeps.cli.models", "List or pull Ollama models."),
     "package": ("kdeps.cli.package", "Pack an agent into a .kdeps archive."),
     "build": ("kdeps.cli.build", "Write a Dockerfile and compose file for an agent (and build it)."),
+    "migrate": ("kdeps.cli.migrate", "Rewrite a seed-era agent into the current flat layout."),
 }
 
 

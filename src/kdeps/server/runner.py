@@ -57,10 +57,15 @@ def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | 
 
         project = load_project(path)
     settings = settings_from_project(project)
+    from kdeps.server.webserver import plan_web_server
+
+    web = plan_web_server(project, _agent_dir(path), settings)
+    if web is not None and web.standalone:
+        return web.app(None), web.listen_settings(settings)  # type: ignore[return-value]
     openai_compat = openai_compat or bool(getattr(project.workflow.settings, "openai_compat", False))
     app = create_app(project, Engine(project), max_body=max_body, max_concurrency=max_concurrency,
                      openai_compat=openai_compat, base_dir=_agent_dir(path), settings=settings)
-    return app, settings
+    return (app if web is None else web.app(app)), settings
 
 
 def app_from_env() -> Starlette:

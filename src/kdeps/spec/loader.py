@@ -309,7 +309,6 @@ def _holds_actions(path: tuple[str | int, ...]) -> bool:
 _IGNORED_KEYS: dict[tuple[str, ...], str] = {
     ("settings", "agentSettings", "lockFile"): "only used when building images",
     ("settings", "apiServer", "rateLimit"): "requests are not rate-limited by this implementation",
-    ("settings", "webServer", "rateLimit"): "requests are not rate-limited by this implementation",
     ("settings", "sqlConnections"): "sql resources are not supported by this implementation",
 }
 _IGNORED_RESOURCE_KEYS: dict[tuple[str, ...], str] = {

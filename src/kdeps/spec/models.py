@@ -305,6 +305,10 @@ class WebRoute(SpecModel):
     )
     app_port: int | None = Field(None, ge=1, le=65535, description="Port of the proxied app.")
     command: str | None = Field(None, description="Command that starts the proxied app.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers set on proxied requests; values may use {{ env('VAR') }}.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> WebRoute:
@@ -315,16 +319,27 @@ class WebRoute(SpecModel):
         return self
 
 
+class WebRateLimit(SpecModel):
+    """A token bucket per client address."""
+
+    requests_per_minute: int = Field(ge=1, description="Sustained requests per minute.")
+    burst: int | None = Field(
+        None, ge=1, description="Requests allowed at once (default: the per-minute rate)."
+    )
+
+
 class WebServer(SpecModel):
     """Static files and proxied web apps served next to the API."""
 
-    host_ip: str = Field("127.0.0.1", description="Address to bind.")
-    port_num: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
+    host_ip: str | None = Field(None, description="Address to bind (unset: the API's).")
+    port_num: int | None = Field(
+        None, ge=1, le=65535, description="Port to listen on (unset: share the API's port)."
+    )
     routes: list[WebRoute] = Field(default_factory=list)
     trusted_proxies: StrList = Field(default_factory=list)
-    rate_limit: dict[str, Any] | None = Field(None, description="Accepted; not enforced (a warning).")
-    max_body_bytes: ByteSize | None = None
-    max_concurrent: int | None = Field(None, ge=1)
+    max_body_bytes: ByteSize | None = Field(None, description="Largest request body a web route accepts.")
+    max_concurrent: int | None = Field(None, ge=1, description="Web requests handled at once; more get 503.")
+    rate_limit: WebRateLimit | None = Field(None, description="Requests per client address.")
 
 
 class AgentSettings(SpecModel):
