@@ -279,16 +279,19 @@ async def _answer(state: _Run, request: ChatRequest, tools: CompiledTools | None
         request.messages.append(Message(role="assistant", content=result.text,
                                         tool_calls=list(result.tool_calls)))
         for call in result.tool_calls:
-            _remember_arguments(state.ctx, call)
+            _remember_arguments(state.ctx, call, tools.params.get(call.name, frozenset()))
         messages, records = await run_calls(state.ctx, tools, result.tool_calls, state.ctx.log)
         request.messages.extend(messages)
         state.tool_calls.extend(records)
 
 
-def _remember_arguments(ctx: ActionContext, call: ToolCall) -> None:
+def _remember_arguments(ctx: ActionContext, call: ToolCall, declared: frozenset[str]) -> None:
     """KDeps keeps each tool argument in request memory twice, as `tool_<tool>_<name>` and as
-    `<name>`, so later resources read them with get()."""
+    `<name>`, so later resources read them with get(). Only declared parameters are kept: a key the
+    model adds must not shadow request values."""
     for name, value in (call.arguments or {}).items():
+        if name not in declared:
+            continue
         ctx.remember(f"tool_{call.name}_{name}", value)
         ctx.remember(name, value)
 
