@@ -289,7 +289,7 @@ def test_current_layout_errors_are_located_with_did_you_mean(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("body", "feature", "line"), [
     ("actionId: response\nsql:\n  query: SELECT 1\n", "sql", 2),
-    ("actionId: response\nloop:\n  while: 'true'\n", "loop", 2),
+    ("actionId: response\nemail:\n  to: a@b.c\n", "email", 2),
     ("actionId: response\nbefore:\n  - embedding:\n      model: m\n", "embedding", 3),
     ("apiVersion: kdeps.io/v1\nkind: Resource\nmetadata:\n  actionId: response\nrun:\n  scraper: {}\n",
      "scraper", 6),

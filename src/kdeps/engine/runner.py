@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from kdeps.actions import get_action
 from kdeps.engine.request import RequestData, ResponseData
-from kdeps.engine.scope import AgentInfo, RequestState, ResourceRecord, Scope, agent_env
+from kdeps.engine.scope import AgentInfo, LoopState, RequestState, ResourceRecord, Scope, agent_env
 from kdeps.engine.validation import check_input, error_body
 from kdeps.errors import ExprError, InputValidationError, KdepsError, PreflightError, ResourceError
 from kdeps.expr import Env, Program, evaluate, render
 from kdeps.spec.graph import reachable_order
-from kdeps.spec.plan import Action, ResourcePlan, Step
+from kdeps.spec.plan import Action, LoopPlan, ResourcePlan, Step
 
 if TYPE_CHECKING:
     from kdeps.spec.loader import Project
@@ -44,7 +44,8 @@ class Engine:
         self.order = reachable_order(self.requires, self.target)
         self.env = agent_env(project.workflow.settings.agent_settings.env)
         meta = project.workflow.metadata
-        self.agent = AgentInfo(meta.name or "", str(meta.version or ""), meta.description or "")
+        self.agent = AgentInfo(meta.name or "", str(meta.version or ""), meta.description or "",
+                               meta.target_action_id)
 
     async def handle(self, request: RequestData, *, emit: Emit | None = None) -> ResponseData:
         """Run the workflow for one request and shape the target's answer as the HTTP response."""
@@ -126,7 +127,9 @@ class Engine:
                 items = self._items(plan, scope)
             except ExprError as err:
                 raise ResourceError(aid, f"expression error in items: {err}", 500) from None
-            if items is None:
+            if plan.loop is not None:
+                record.output = await self._loop(plan, plan.loop, scope, record, emit)
+            elif items is None:
                 record.output = await self._guarded(plan, scope, record, emit)
             else:
                 outputs = []
@@ -172,6 +175,21 @@ class Engine:
             else:
                 out.append(value)
         return out
+
+    async def _loop(self, plan: ResourcePlan, loop: LoopPlan, scope: Scope, record: ResourceRecord,
+                    emit: Emit | None) -> list[Any]:
+        """Run the resource body while the condition holds, at most `max_iterations` times; the
+        output is every iteration's result, in order."""
+        state = scope.loop = LoopState()
+        while state.index < loop.max_iterations:
+            if loop.condition is not None and not _truthy(
+                    _run(plan.action_id, loop.source or "", loop.condition, scope)):
+                break
+            if state.index and loop.every:  # between iterations, never after the last one
+                await asyncio.sleep(loop.every)
+            state.results.append(await self._guarded(plan, scope, record, emit))
+            state.index += 1
+        return list(state.results)
 
     async def _guarded(self, plan: ResourcePlan, scope: Scope, record: ResourceRecord,
                        emit: Emit | None) -> Any:

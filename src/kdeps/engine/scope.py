@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -14,12 +15,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from kdeps.engine.request import RequestData, UploadedFile, find_upload
 from kdeps.errors import ExprError
 from kdeps.expr import Env
 
 # get(key, hint): the second argument is a source hint when it is one of these, else a default value.
-HINTS = frozenset({"param", "query", "body", "header", "session", "memory", "item", "env", "file",
+HINTS = frozenset({"param", "query", "body", "header", "session", "memory", "item", "loop", "env", "file",
                    "filepath", "filetype", "itemvalues", "output", "data"})
 MISSING = object()
 _FILE_TEXT_CAP = 10 * 1024 * 1024
@@ -41,6 +44,13 @@ class AgentInfo:
     name: str = ""
     version: str = ""
     description: str = ""
+    target: str = ""
+
+    def namespace(self) -> dict[str, Any]:
+        """The `workflow` object of expressions: `workflow.metadata.name`, ..."""
+        metadata = {"name": self.name, "version": self.version, "description": self.description,
+                    "targetActionId": self.target}
+        return {"metadata": metadata, **metadata}
 
 
 @dataclass
@@ -63,6 +73,7 @@ class Scope:
         self.resource_id = resource_id
         self.items = items or {}
         self.error = error
+        self.loop: LoopState | None = None
         allowed_headers = getattr(run, "allowed_headers", None) if run is not None else None
         allowed_params = getattr(run, "allowed_params", None) if run is not None else None
         self.allowed_headers = {h.lower() for h in allowed_headers} if allowed_headers else None
@@ -103,6 +114,10 @@ class Scope:
             value = self._by_hint(key, hint)
             default = rest[0] if rest else None
             return default if value is MISSING or value is None else value
+        if key.startswith(_NAMESPACES):  # `get('workflow.metadata.name')`, `get('config.llm.model', 'x')`
+            value = _walk(ScopeVariables(self).get(key.split(".", 1)[0]), key.split(".")[1:])
+            if value is not None:
+                return value
         for source in (self.items, self.state.memory, self.state.request.session):
             if key in source:
                 return source[key]
@@ -137,6 +152,8 @@ class Scope:
             return state.memory.get(key, MISSING)
         if hint == "item":
             return self.items.get(key, MISSING)
+        if hint == "loop":
+            return self.loop.vars.get(key, MISSING) if self.loop is not None else MISSING
         if hint == "env":
             return state.env.get(key, MISSING)
         if hint == "output":
@@ -158,10 +175,12 @@ class Scope:
         if storage == "session":
             self.state.request.session[str(key)] = value
             self.state.session_changed = True
-        elif storage in ("memory", "item"):
+        elif storage == "loop" and self.loop is not None:
+            self.loop.vars[str(key)] = value
+        elif storage in ("memory", "item", "loop"):
             self.state.memory[str(key)] = value
         else:
-            raise ValueError(f"set(): storage must be 'memory' or 'session', not {storage!r}")
+            raise ValueError(f"set(): storage must be 'memory', 'session' or 'loop', not {storage!r}")
         return value
 
     def info(self, key: Any) -> Any:
@@ -307,7 +326,7 @@ _ACCESSORS = {
     "exec": {"stdout": "stdout", "stderr": "stderr", "exitCode": "exitCode"},
 }
 _PLAIN = ("get", "set", "info", "file", "input", "output", "session")
-_NAMES = frozenset((*_PLAIN, "item", "request", *_ACCESSORS))
+_NAMES = frozenset((*_PLAIN, "item", "loop", "request", *_ACCESSORS))
 
 
 class HostFunctions(Mapping[str, Any]):
@@ -334,6 +353,13 @@ class HostFunctions(Mapping[str, Any]):
                 "count": lambda: scope.items.get("count"),
                 "values": scope.item_values,
             })
+        if name == "loop":
+            loop = scope.loop
+            return {
+                "index": lambda: loop.index if loop else None,
+                "count": lambda: loop.index + 1 if loop else None,
+                "results": lambda: list(loop.results) if loop else [],
+            }
         members = _ACCESSORS.get(name)
         if members is None:
             raise KeyError(name)
@@ -370,6 +396,10 @@ class ScopeVariables(Mapping[str, Any]):
             return self._scope.input_object()
         if name == "request":
             return self._scope.request_object()
+        if name == "workflow":
+            return self._scope.state.agent.namespace()
+        if name == "config":
+            return user_config()
         raise KeyError(name)
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -379,13 +409,52 @@ class ScopeVariables(Mapping[str, Any]):
             return default
 
     def __contains__(self, name: object) -> bool:
-        return name in self._extra or name in ("input", "request")
+        return name in self._extra or name in _OBJECTS
 
     def __iter__(self) -> Iterator[str]:
-        return iter({**dict.fromkeys(("input", "request")), **dict.fromkeys(self._extra)})
+        return iter({**dict.fromkeys(_OBJECTS), **dict.fromkeys(self._extra)})
 
     def __len__(self) -> int:
-        return len(set(self._extra) | {"input", "request"})
+        return len(set(self._extra) | set(_OBJECTS))
+
+
+_OBJECTS = ("input", "request", "workflow", "config")
+_NAMESPACES = ("workflow.", "config.")
+
+
+@dataclass
+class LoopState:
+    """A `loop:` resource's iteration: `loop.index()`, `loop.results()`, `get(k, 'loop')`."""
+
+    index: int = 0
+    results: list[Any] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+def _walk(value: Any, path: list[str]) -> Any:
+    for part in path:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+_CONFIG_CACHE: dict[str, Any] = {}
+
+
+def user_config() -> dict[str, Any]:
+    """`config`: the user's ~/.kdeps/config.yaml (KDEPS_CONFIG names another file), read once;
+    empty when there is none or it is not a mapping."""
+    path = Path(os.environ.get("KDEPS_CONFIG") or Path.home() / ".kdeps" / "config.yaml")
+    key = str(path)
+    if key not in _CONFIG_CACHE:
+        data: Any = None
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:  # the user's file, not the request's
+            logging.getLogger("kdeps.engine").warning("cannot read %s: %s", path, exc)
+        _CONFIG_CACHE[key] = data if isinstance(data, dict) else {}
+    return _CONFIG_CACHE[key]
 
 
 class _Headers(dict[str, Any]):

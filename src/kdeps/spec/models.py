@@ -36,7 +36,7 @@ PRIMARY_ACTIONS = ("chat", "http_client", "python", "exec")
 UNSUPPORTED_ACTIONS = (
     "sql", "agent", "component", "scraper", "embedding", "searchLocal", "searchWeb", "telephony",
     "browser", "botReply", "email", "file", "git", "codeIntelligence", "loader", "vectorStore",
-    "transcribe", "mcp", "tts", "memory", "loop",
+    "transcribe", "mcp", "tts", "memory",
 )
 UNSUPPORTED_SETTINGS = ("llm", "webApp", "letsEncrypt", "certFile", "keyFile", "bot")
 
@@ -846,6 +846,21 @@ class Validations(SpecModel):
     expr: StrList = Field(default_factory=list, description="Custom rules: expressions that must hold.")
 
 
+class Loop(SpecModel):
+    """Repeat the resource while `while` holds (or `maxIterations` times), `every` apart."""
+
+    while_: str | None = Field(None, alias="while", description="Checked before each iteration.")
+    max_iterations: int = Field(1000, ge=1, description="Safety cap on iterations (default 1000).")
+    every: Duration | None = Field(None, description="Pause between iterations, e.g. 5s.")
+    at: StrList = Field(default_factory=list, description="Not supported by this implementation.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Loop:
+        if self.at:
+            raise ValueError("loop.at (scheduled times) is not supported by this implementation; use every")
+        return self
+
+
 class FlatResource(SpecModel):
     """A resource in the current layout: identity, checks, steps and actions at the top level."""
 
@@ -863,6 +878,7 @@ class FlatResource(SpecModel):
         list[Any] | str | None, BeforeValidator(_items), WithJsonSchema({"type": ["array", "string"]})
     ] = Field(None, description="Run once per item: a list, or an expression giving a list.")
     validations: Validations | None = None
+    loop: Loop | None = None
     before: list[Step] = Field(default_factory=list, description="Expressions or actions run first.")
     after: list[Step] = Field(default_factory=list, description="Expressions or actions run after.")
     on_error: OnError | None = None

@@ -22,6 +22,7 @@ from kdeps.spec.models import (
     HttpClient,
     InlineAction,
     InputValidation,
+    Loop,
     OnError,
     Python,
     Resource,
@@ -61,6 +62,16 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class LoopPlan:
+    """`loop:`: repeat while `condition` holds (None: until `max_iterations`), `every` seconds apart."""
+
+    condition: Program | None
+    source: str | None
+    max_iterations: int
+    every: float
+
+
+@dataclass(frozen=True, slots=True)
 class ResourcePlan:
     """One resource, ready to run: checks, steps and actions in execution order."""
 
@@ -84,6 +95,7 @@ class ResourcePlan:
     response: ApiResponse | None
     on_error: OnError | None
     timeout: float
+    loop: LoopPlan | None = None
 
     def actions(self) -> Iterator[Action]:
         """Every action of the resource: inline steps, primary and response."""
@@ -221,4 +233,12 @@ def from_flat(resource: FlatResource, file: Path, line: int) -> ResourcePlan:
         response=resource.api_response,
         on_error=resource.on_error,
         timeout=_timeout(primary, resource.timeout),
+        loop=_loop(resource.loop),
     )
+
+
+def _loop(loop: Loop | None) -> LoopPlan | None:
+    if loop is None:
+        return None
+    condition = compile_expression(_unbrace(loop.while_)) if loop.while_ else None
+    return LoopPlan(condition, loop.while_, loop.max_iterations, float(loop.every or 0))
