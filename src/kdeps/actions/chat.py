@@ -100,7 +100,11 @@ def _text(ctx: ActionContext, value: Any) -> str | None:
 
 def _endpoint(ctx: ActionContext, name: str | None, base_url: str | None, api_key: str | None) -> Endpoint:
     """Backend name, base URL and key: resource values first, then workflow settings / env, then defaults."""
-    backend_name = (_text(ctx, name) or DEFAULT_BACKEND).strip().lower()
+    # KDEPS_DEFAULT_BACKEND (agentSettings.env or the environment) picks the backend of a chat
+    # block without one, as upstream; its local `file` (llamafile) backend maps to our embedded one.
+    default = (ctx.env("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
+    default = {"file": "gguf", "llamafile": "gguf"}.get(default, default)
+    backend_name = (_text(ctx, name) or default).strip().lower()
     try:
         info = backend_info(backend_name)
     except UnknownBackendError as exc:
