@@ -29,6 +29,9 @@ DEFAULT_ACTION_TIMEOUT = 60.0
 _TIMEOUT_GRACE = 2.0  # actions enforce their own timeouts; the engine's is a backstop
 
 
+_EXPRESSIONS_ONLY = {"status": "expressions_executed"}
+
+
 class Skipped(Exception):
     """Internal: the resource does not apply to this request."""
 
@@ -245,6 +248,8 @@ class Engine:
         if plan.response is not None:
             output = await self._action(plan, Action("api_response", plan.response), scope, record, emit,
                                         plan.timeout)
+        elif plan.primary is None and (plan.before or plan.after):
+            output = _EXPRESSIONS_ONLY  # what KDeps answers for a resource of expressions only
         return output
 
     async def _step(self, plan: ResourcePlan, step: Step, scope: Scope, record: ResourceRecord,
