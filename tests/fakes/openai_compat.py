@@ -1,7 +1,7 @@
 """A strict fake of the OpenAI chat-completions API as served by openai, Azure OpenAI, mistral, together,
 perplexity, groq, deepseek and an OpenAI-compatible server ("llamacpp": what llama-cpp-python's
-`llama_cpp.server` was seen to do, see tests/interop). The provider facts here are written independently of the backend code
-(from ../shared/providers.md), so a backend bug is not mirrored by the fake.
+`llama_cpp.server` was seen to do, see tests/interop). The provider facts here are written independently
+of the backend code (from ../shared/providers.md), so a backend bug is not mirrored by the fake.
 
     with OpenAICompatFake("mistral") as fake:
         fake.say("hello")                             # next chat answer (streamed if the request asks)

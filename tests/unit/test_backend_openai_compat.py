@@ -575,13 +575,15 @@ def test_max_tokens_field_follows_the_host(base: str, field: str) -> None:
 
 
 def test_reasoning_models_keep_max_completion_tokens_behind_a_gateway() -> None:
-    call = OpenAIBackend().build(ask(max_tokens=5, model="o3-mini"), Endpoint("openai", "http://gw:1/v1", "k"))
+    ep = Endpoint("openai", "http://gw:1/v1", "k")
+    call = OpenAIBackend().build(ask(max_tokens=5, model="o3-mini"), ep)
     assert call.body == {**call.body, "max_completion_tokens": 5} and "max_tokens" not in call.body
 
 
 def test_perplexity_json_without_keys_is_a_generic_schema() -> None:
     call = BACKENDS["perplexity"]().build(ask(json_mode=True), Endpoint("perplexity", "https://x.ai", "k"))
-    assert call.body["response_format"] == {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}
+    schema = {"type": "object"}
+    assert call.body["response_format"] == {"type": "json_schema", "json_schema": {"schema": schema}}
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Literal
 from kdeps.llm.errors import InvalidResponseError, LLMError, error_for_status
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta
 
-
 Repeats = Literal["always", "at temperature 0"]
 """When a failure would come back unchanged on retry: `always` (the server rejects the request itself),
 or `at temperature 0` (the model's own output, which greedy decoding reproduces)."""
