@@ -100,9 +100,10 @@ async def test_stream_wire_format_ends_with_done(kdeps, llm):
 
 
 def test_errors_are_openai_error_objects(client, llm):
-    with pytest.raises(openai.NotFoundError) as wrong_model:
-        client.chat.completions.create(model="gpt-4o", messages=CONVERSATION)
-    assert wrong_model.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as unsupported:
+        client.chat.completions.create(model=MODEL, messages=CONVERSATION, n=2, logprobs=True)
+    assert unsupported.value.code == "unsupported_parameter" and unsupported.value.param == "n"
+    assert "n, logprobs" in unsupported.value.body["message"]
     # the workflow's preflight check refuses an empty question: 400, before any byte of a stream
     empty = [{"role": "user", "content": ""}]
     with pytest.raises(openai.BadRequestError) as refused:

@@ -76,10 +76,14 @@ def app_from_env() -> Starlette:
     return app
 
 
-def _announce(host: str, port: int, settings: ServerSettings) -> None:
+def _announce(host: str, port: int, settings: ServerSettings, openai: bool = False) -> None:
     lines = [f"Starting API server on {host}:{port}"]
     for route in settings.routes:
         lines.extend(f"  {method} {route.path}" for method in route.methods)
+    if openai:
+        from kdeps.server.openai_compat import banner
+
+        lines.extend(banner())
     print("\n".join(lines), flush=True)
 
 
@@ -121,6 +125,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         raise SystemExit(1) from None
     host = host or settings.host
     port = settings.port if port is None else port
+    openai = bool(getattr(app.state.kdeps, "openai_compat", False))
     common: dict[str, Any] = {
         "host": host, "port": port, "proxy_headers": False, "server_header": False, "access_log": False,
         "log_config": None, "log_level": "warning" if log_level != "debug" else "debug",
@@ -128,7 +133,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
     }
     if workers <= 1 and not dev:
         config = uvicorn.Config(app, **common)
-        server = _Server(config, on_ready=lambda: _announce(host, port, settings))
+        server = _Server(config, on_ready=lambda: _announce(host, port, settings, openai))
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
         if not server.started:
@@ -144,7 +149,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
                             reload=dev, reload_dirs=[agent_dir] if dev else None,
                             reload_includes=["*.yaml", "*.yml"] if dev else None, **common)
     sock = config.bind_socket()
-    _announce(host, port, settings)
+    _announce(host, port, settings, openai)
     try:
         if dev:
             from uvicorn.supervisors import ChangeReload
