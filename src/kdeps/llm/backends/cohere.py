@@ -97,6 +97,8 @@ class CohereBackend(Backend):
                            ("presence_penalty", request.presence_penalty)):
             if value is not None:
                 body[key] = value
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
         if request.tools:
             body["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description,
