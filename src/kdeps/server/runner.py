@@ -76,14 +76,10 @@ def app_from_env() -> Starlette:
     return app
 
 
-def _announce(host: str, port: int, settings: ServerSettings, openai: bool = False) -> None:
+def _announce(host: str, port: int, settings: ServerSettings) -> None:
     lines = [f"Starting API server on {host}:{port}"]
     for route in settings.routes:
         lines.extend(f"  {method} {route.path}" for method in route.methods)
-    if openai:
-        from kdeps.server.openai_compat import banner
-
-        lines.extend(banner())
     print("\n".join(lines), flush=True)
 
 
@@ -133,7 +129,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
     }
     if workers <= 1 and not dev:
         config = uvicorn.Config(app, **common)
-        server = _Server(config, on_ready=lambda: _announce(host, port, settings, openai))
+        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai))
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
         if not server.started:
@@ -149,7 +145,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
                             reload=dev, reload_dirs=[agent_dir] if dev else None,
                             reload_includes=["*.yaml", "*.yml"] if dev else None, **common)
     sock = config.bind_socket()
-    _announce(host, port, settings, openai)
+    _announce_all(host, port, settings, openai)
     try:
         if dev:
             from uvicorn.supervisors import ChangeReload
@@ -161,3 +157,12 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
             Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:
         pass
+
+
+def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool) -> None:
+    """The banner, with the OpenAI-compatible routes when they are served."""
+    _announce(host, port, settings)
+    if openai:
+        from kdeps.server.openai_compat import banner
+
+        print("\n".join(banner()), flush=True)
