@@ -121,7 +121,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         raise SystemExit(1) from None
     host = host or settings.host
     port = settings.port if port is None else port
-    openai = bool(getattr(app.state.kdeps, "openai_compat", False))
+    openai = bool(getattr(getattr(getattr(app, "state", None), "kdeps", None), "openai_compat", False))
     common: dict[str, Any] = {
         "host": host, "port": port, "proxy_headers": False, "server_header": False, "access_log": False,
         "log_config": None, "log_level": "warning" if log_level != "debug" else "debug",
