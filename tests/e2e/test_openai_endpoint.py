@@ -88,6 +88,27 @@ def test_chat_completion_streamed(client, llm):
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
 
 
+def test_client_conversation_and_parameters_reach_the_model(client, llm):
+    llm.say("one two three four five six seven", usage=(30, 7))
+    completion = client.chat.completions.create(model="any-model-name", messages=CONVERSATION, max_tokens=3,
+                                                temperature=0.25, top_p=0.5, stop=["END"])
+    sent = llm.last.json
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
+    assert sent["messages"][0]["content"] == "Be brief." and sent["messages"][2]["content"] == "Hi!"
+    assert (sent["max_tokens"], sent["temperature"], sent["top_p"], sent["stop"]) == (3, 0.25, 0.5, ["END"])
+    choice = completion.choices[0]
+    assert (choice.message.content, choice.finish_reason) == ("one two three", "length")  # the upstream's
+    assert completion.usage is not None and completion.usage.completion_tokens == 3
+
+
+def test_streamed_finish_reason_is_the_upstream_one(client, llm):
+    llm.say("one two three four five", pieces=5)
+    chunks = list(client.chat.completions.create(model=MODEL, messages=CONVERSATION, max_tokens=2,
+                                                 stream=True))
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+
+
 async def test_stream_wire_format_ends_with_done(kdeps, llm):
     llm.say("raw", pieces=1)
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -100,9 +121,10 @@ async def test_stream_wire_format_ends_with_done(kdeps, llm):
 
 
 def test_errors_are_openai_error_objects(client, llm):
-    with pytest.raises(openai.NotFoundError) as wrong_model:
-        client.chat.completions.create(model="gpt-4o", messages=CONVERSATION)
-    assert wrong_model.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as unsupported:
+        client.chat.completions.create(model=MODEL, messages=CONVERSATION, n=2, logprobs=True)
+    assert unsupported.value.code == "unsupported_parameter" and unsupported.value.param == "n"
+    assert "n, logprobs" in unsupported.value.body["message"]
     # the workflow's preflight check refuses an empty question: 400, before any byte of a stream
     empty = [{"role": "user", "content": ""}]
     with pytest.raises(openai.BadRequestError) as refused:

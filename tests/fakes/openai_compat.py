@@ -1,6 +1,7 @@
 """A strict fake of the OpenAI chat-completions API as served by openai, Azure OpenAI, mistral, together,
-perplexity, groq and deepseek. The provider facts here are written independently of the backend code
-(from ../shared/providers.md), so a backend bug is not mirrored by the fake.
+perplexity, groq, deepseek and an OpenAI-compatible server ("llamacpp": what llama-cpp-python's
+`llama_cpp.server` was seen to do, see tests/interop). The provider facts here are written independently
+of the backend code (from ../shared/providers.md), so a backend bug is not mirrored by the fake.
 
     with OpenAICompatFake("mistral") as fake:
         fake.say("hello")                             # next chat answer (streamed if the request asks)
@@ -36,19 +37,28 @@ class Wire:
     alternate: bool = False  # Perplexity: user/assistant alternate after system, last is user
     nine_char_ids: bool = False  # Mistral tool-call ids
     images: bool = True
-    usage_in: str = "chunk"  # stream usage: "options" (include_usage chunk) | "x_groq" | "chunk"
+    usage_in: str = "chunk"  # stream usage: "options" (include_usage chunk) | "x_groq" | "chunk" | "none"
     repeat_tool_fields: bool = False  # Together repeats id/name on every tool-call chunk
     keepalive: bool = False  # DeepSeek sends `: keep-alive` comments
+    null_content: int = 0  # status answering an assistant turn with `content: null` (0: accepted)
+    empty_assistant: bool = False  # Perplexity: an assistant turn needs non-empty content
+    completion_tokens: bool = True  # `max_completion_tokens` limits the answer (llama.cpp ignores it)
+    formats: tuple[str, ...] = ("text", "json_object", "json_schema")
+    validation_status: int = 400  # llama.cpp answers a request that does not validate with 500
 
 
 WIRES: dict[str, Wire] = {
     "openai": Wire(("/v1/chat/completions",), json_word=True, usage_in="options"),
     "mistral": Wire(("/v1/chat/completions",), strict=True, nine_char_ids=True),
     "together": Wire(("/v1/chat/completions",), repeat_tool_fields=True),
-    "perplexity": Wire(("/chat/completions",), alternate=True),
+    "perplexity": Wire(("/chat/completions",), alternate=True, null_content=400, empty_assistant=True),
     "groq": Wire(("/openai/v1/chat/completions",), usage_in="x_groq"),
     "deepseek": Wire(("/chat/completions", "/v1/chat/completions"), json_word=True, images=False,
                      usage_in="options", keepalive=True),
+    # llama_cpp.server 0.3: pydantic validation failures are 500s, null content is one of them; it takes
+    # stream_options but sends no usage chunk; json_schema is not a response_format type it knows.
+    "llamacpp": Wire(("/v1/chat/completions",), usage_in="none", null_content=500, completion_tokens=False,
+                     formats=("text", "json_object"), validation_status=500),
 }
 
 # Mistral's accepted fields (chatcompletionrequest.py and the message models of its SDK).
@@ -205,8 +215,10 @@ class OpenAICompatFake(FakeServer):
             return problem
         fmt = body.get("response_format")
         if fmt is not None:
-            if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
-                return self._err(400, "Invalid value for 'response_format'.")
+            if not isinstance(fmt, dict) or fmt.get("type") not in self.wire.formats:
+                status = self.wire.validation_status
+                prefix = "1 validation error: " if status >= 500 else ""
+                return self._err(status, f"{prefix}Invalid value for 'response_format'.")
             if (fmt["type"] == "json_object" and self.wire.json_word
                     and "json" not in json.dumps(messages).lower()):
                 return self._err(400, "'messages' must contain the word 'json' in some form, to use "
@@ -231,10 +243,17 @@ class OpenAICompatFake(FakeServer):
                         if problem is not None:
                             return problem
             elif content is None:
-                if not (m["role"] == "assistant" and m.get("tool_calls")):
+                if self.wire.null_content == 500:
+                    return self._err(500, "1 validation error:\n  {'type': 'string_type', 'loc': ('body', "
+                                          f"'messages', {i}, 'ChatCompletionRequestAssistantMessage', "
+                                          "'content'), 'msg': 'Input should be a valid string'}",
+                                     "internal_server_error")
+                if self.wire.null_content or not (m["role"] == "assistant" and m.get("tool_calls")):
                     return self._err(400, f"Invalid value for 'messages[{i}].content': expected a string.")
             elif not isinstance(content, str):
                 return self._err(400, f"Invalid type for 'messages[{i}].content'.")
+            elif self.wire.empty_assistant and m["role"] == "assistant" and not content.strip():
+                return self._err(400, "Assistant messages must have content.", "invalid_message", 400)
             if m["role"] == "assistant":
                 open_calls = set()
                 for call in m.get("tool_calls") or []:
@@ -299,6 +318,12 @@ class OpenAICompatFake(FakeServer):
                 drop_done: bool) -> Reply:
         body = rec.json if isinstance(rec.json, dict) else {}
         model = body.get("model", "model")
+        limit = body.get("max_tokens")
+        if self.wire.completion_tokens and body.get("max_completion_tokens") is not None:
+            limit = body["max_completion_tokens"]
+        words = text.split(" ")
+        if isinstance(limit, int) and not calls and len(words) > limit:  # one word stands for one token
+            text, finish, usage = " ".join(words[:limit]), "length", (usage[0], limit)
         if body.get("stream"):
             return self._stream(body, model, text, calls, usage, finish, pieces, cut_after, drop_done)
         message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
@@ -342,6 +367,8 @@ class OpenAICompatFake(FakeServer):
             if (body.get("stream_options") or {}).get("include_usage"):
                 events.append(sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
                                    "model": model, "choices": [], "usage": _usage(usage)}))
+        elif self.wire.usage_in == "none":
+            events.append(chunk({}, finish))
         else:
             events.append(chunk({}, finish, usage=_usage(usage)))
         if not drop_done:

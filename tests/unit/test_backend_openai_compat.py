@@ -113,8 +113,8 @@ async def test_parameters_mapping(env: Any) -> None:
     await chat(backend, ask(temperature=0.2, top_p=0.9, max_tokens=64, frequency_penalty=0.5,
                             presence_penalty=-0.5, context_length=4096), ep)
     body = fake.last.json
-    token_field = "max_completion_tokens" if backend.name == "openai" else "max_tokens"
-    assert body[token_field] == 64
+    assert body["max_tokens"] == 64  # openai at a local baseUrl is "any OpenAI-compatible server"
+    assert "max_completion_tokens" not in body
     assert {k: body[k] for k in ("temperature", "top_p", "frequency_penalty", "presence_penalty")} == {
         "temperature": 0.2, "top_p": 0.9, "frequency_penalty": 0.5, "presence_penalty": -0.5}
     assert "num_ctx" not in body and "context_length" not in body
@@ -126,8 +126,9 @@ async def test_json_mode(env: Any) -> None:
     result = await chat(backend, ask("Give me the answer.", json_mode=True, json_keys=["answer"]), ep)
     assert json.loads(result.text) == {"answer": 42}
     body = fake.last.json
-    if backend.name == "perplexity":  # no json_object mode there: the instruction does the work
-        assert "response_format" not in body
+    if backend.name == "perplexity":  # no json_object mode there: a schema makes the server enforce JSON
+        assert body["response_format"] == {"type": "json_schema", "json_schema": {"schema": {
+            "type": "object", "properties": {"answer": {}}, "required": ["answer"]}}}
     else:
         assert body["response_format"] == {"type": "json_object"}
     assert "json" in json.dumps(body["messages"]).lower()  # OpenAI/DeepSeek reject json_object otherwise
@@ -180,6 +181,9 @@ async def test_tool_result_replay(env: Any) -> None:
     sent = fake.last.json["messages"]
     assert sent[1]["tool_calls"] == [{"id": call.id, "type": "function", "function": {
         "name": "get_weather", "arguments": '{"city": "Paris"}'}}]
+    assert isinstance(sent[1]["content"], str)  # never null (llama.cpp servers answer 500 to it)
+    if backend.name == "perplexity":
+        assert sent[1]["content"].strip()  # Perplexity: assistant messages must have content
     assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"}
 
 
@@ -554,3 +558,62 @@ def test_registry_finds_each_backend() -> None:
 
     for name, cls in BACKENDS.items():
         assert type(registry.get_backend(name)) is cls
+
+
+# -- the provider's own hosts, and any OpenAI-compatible server behind baseUrl -----------------------------
+@pytest.mark.parametrize(("base", "field"), [
+    ("https://api.openai.com", "max_completion_tokens"),
+    ("https://api.openai.com/v1", "max_completion_tokens"),
+    ("https://res.openai.azure.com/openai/deployments/gpt", "max_completion_tokens"),
+    ("http://127.0.0.1:8080/v1", "max_tokens"),
+    ("https://gateway.example.com/llm", "max_tokens"),
+])
+def test_max_tokens_field_follows_the_host(base: str, field: str) -> None:
+    call = OpenAIBackend().build(ask(max_tokens=5, model="llama"), Endpoint("openai", base, "k"), stream=True)
+    assert call.body[field] == 5 and len([k for k in call.body if k.startswith("max_")]) == 1
+    assert call.body["stream_options"] == {"include_usage": True}
+
+
+def test_reasoning_models_keep_max_completion_tokens_behind_a_gateway() -> None:
+    ep = Endpoint("openai", "http://gw:1/v1", "k")
+    call = OpenAIBackend().build(ask(max_tokens=5, model="o3-mini"), ep)
+    assert call.body == {**call.body, "max_completion_tokens": 5} and "max_tokens" not in call.body
+
+
+def test_perplexity_json_without_keys_is_a_generic_schema() -> None:
+    call = BACKENDS["perplexity"]().build(ask(json_mode=True), Endpoint("perplexity", "https://x.ai", "k"))
+    schema = {"type": "object"}
+    assert call.body["response_format"] == {"type": "json_schema", "json_schema": {"schema": schema}}
+
+
+@pytest.fixture
+def compatible() -> Iterator[tuple[OpenAICompatBackend, OpenAICompatFake, Endpoint]]:
+    with OpenAICompatFake("llamacpp", api_key=None) as fake:
+        yield OpenAIBackend(), fake, Endpoint("openai", fake.url + "/v1", None)
+
+
+async def test_compatible_server_honours_max_tokens(compatible: Any) -> None:
+    backend, fake, ep = compatible
+    fake.say("one two three four five six seven eight")
+    result = await chat(backend, ask(max_tokens=3), ep)
+    assert (result.text, result.finish_reason) == ("one two three", "length")
+
+
+async def test_compatible_server_tool_turn_replayed(compatible: Any) -> None:
+    backend, fake, ep = compatible
+    call = ToolCall("call_1", "get_weather", {"city": "Paris"})
+    fake.say("Sunny.")
+    req = ChatRequest(model="m", tools=[WEATHER], messages=[
+        Message("user", "Weather?"), Message("assistant", "", tool_calls=[call]),
+        Message("tool", "sunny", tool_call_id=call.id)])
+    assert (await chat(backend, req, ep)).text == "Sunny."  # the fake answers 500 to `content: null`
+    assert fake.last.json["messages"][1]["content"] == ""
+
+
+async def test_compatible_server_stream_without_usage(compatible: Any) -> None:
+    backend, fake, ep = compatible
+    fake.say("a b c")
+    deltas = await stream(backend, ask(), ep)
+    assert "".join(d.text for d in deltas) == "a b c"
+    assert deltas[-1].finish_reason == "stop" and deltas[-1].usage is not None
+    assert fake.last.json["stream_options"] == {"include_usage": True}

@@ -177,6 +177,9 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
     if model is None and endpoint.backend != "gguf":  # gguf has a default model (smollm2:135m)
         raise ResourceError(ctx.resource_id, "chat needs a model (run.chat.model)", 400)
     system, messages, prompt = _compose(ctx, config)
+    conversation = getattr(ctx.request, "conversation", None)  # the OpenAI endpoint's client conversation
+    if conversation is not None and not config.scenario:
+        system, messages = conversation.adopt(system, messages)
     json_keys = [str(k) for k in (config.json_response_keys or [])]
     if config.json_response:
         instruction = _json_instruction(json_keys)
@@ -215,6 +218,8 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
         stream=bool(config.stream),
         timeout=timeout,
     )
+    if conversation is not None:
+        conversation.fill(request, json_set=bool(config.json_response))
     fallbacks: list[Endpoint] = []
     fallback_models: list[str] = []
     for alt in config.fallback or []:
@@ -315,6 +320,8 @@ async def _call(state: _Run, request: ChatRequest) -> ChatResult:
     else:
         result = await client.complete(request, state.endpoint, retry=state.retry)
     _tally(state, result)
+    if (conversation := getattr(state.ctx.request, "conversation", None)) is not None:
+        conversation.finish_reason = result.finish_reason
     return result
 
 

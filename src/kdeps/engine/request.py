@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kdeps.llm.conversation import Conversation
 
 
 @dataclass(slots=True)
@@ -34,6 +37,7 @@ class RequestData:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     session_id: str | None = None
     session: dict[str, Any] = field(default_factory=dict)  # loaded by the server before the run
+    conversation: Conversation | None = None  # the client's conversation on /v1/chat/completions
 
 
 @dataclass(slots=True)

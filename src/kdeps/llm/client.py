@@ -150,6 +150,7 @@ async def stream(request: ChatRequest, endpoint: Endpoint, *,
 async def _complete(request: ChatRequest, endpoint: Endpoint, call: _Call) -> ChatResult:
     backend, endpoint = _prepare(endpoint)
     attempt = 0
+    first: str | None = None
     while True:
         attempt += 1
         call.attempts += 1
@@ -157,9 +158,10 @@ async def _complete(request: ChatRequest, endpoint: Endpoint, call: _Call) -> Ch
             result = await _attempt(backend, request, endpoint, call.deadline)
         except LLMError as exc:
             error = _clean(exc, call)
-            wait = _next_wait(call, error, attempt)
+            first = first or str(error)
+            wait = _next_wait(call, error, attempt, request)
             if wait is None:
-                raise error from None
+                raise _give_up(error, first, attempt) from None
             _log_retry(error, wait, attempt, call)
             await asyncio.sleep(wait)
             continue
@@ -181,7 +183,7 @@ async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadl
     http = backend.build(request, endpoint, stream=False)
     status, headers, data, text = await transport.post_json(http, deadline, backend=endpoint.backend)
     if not 200 <= status < 300:
-        raise backend.error(status, data, text, headers)
+        raise _named(backend.error(status, data, text, headers), http)
     try:
         return backend.parse(data)
     except _PARSE_ERRORS as exc:
@@ -192,6 +194,7 @@ async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadl
 async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> AsyncIterator[StreamDelta]:
     backend, endpoint = _prepare(endpoint)
     attempt = 0
+    first: str | None = None
     while True:
         attempt += 1
         call.attempts += 1
@@ -204,9 +207,10 @@ async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> Asyn
             return
         except LLMError as exc:
             error = _clean(exc, call)
-            wait = None if started else _next_wait(call, error, attempt)
+            first = first or str(error)
+            wait = None if started else _next_wait(call, error, attempt, request)
             if wait is None:
-                raise error from None
+                raise _give_up(error, first, attempt) from None
             _log_retry(error, wait, attempt, call)
         await asyncio.sleep(wait)
 
@@ -231,7 +235,7 @@ async def _stream_once(backend: Any, request: ChatRequest, endpoint: Endpoint,
     async with transport.open_stream(http, deadline, backend=endpoint.backend, accept=accept) as response:
         if not 200 <= response.status < 300:
             data, text = await response.read_body()
-            raise backend.error(response.status, data, text, response.headers)
+            raise _named(backend.error(response.status, data, text, response.headers), http)
         parser = backend.stream_parser()
         try:
             async with aclosing(response.events(fmt)) as events:
@@ -249,10 +253,12 @@ async def _stream_once(backend: Any, request: ChatRequest, endpoint: Endpoint,
 
 # -- retry decisions -----------------------------------------------------------------------------------
 
-def _next_wait(call: _Call, error: LLMError, attempt: int) -> float | None:
+def _next_wait(call: _Call, error: LLMError, attempt: int, request: ChatRequest) -> float | None:
     """Seconds to wait before another attempt, or None to give up now."""
     if not error.retryable or attempt >= call.policy.max_attempts:
         return None
+    if attempt >= 2 and _repeats(error, request):
+        return None  # one more try covers a fluke; more cannot change the answer
     left = call.deadline - time.monotonic()
     if left <= 0:
         return None
@@ -262,6 +268,29 @@ def _next_wait(call: _Call, error: LLMError, attempt: int) -> float | None:
     if wait is None or wait > call.policy.max_delay:
         wait = call.policy.backoff(attempt)
     return wait if wait < left else None
+
+
+def _repeats(error: LLMError, request: ChatRequest) -> bool:
+    """True when another attempt would fail the same way (see `backends.base.mark_repeats`)."""
+    repeats = getattr(error, "repeats", None)
+    return repeats == "always" or (repeats == "at temperature 0" and request.temperature == 0)
+
+
+def _named(error: LLMError, http: Any) -> LLMError:
+    """An HTTP error that says which URL was called (no user info, no query values)."""
+    error.message = f"{error.message} (POST {transport.safe_url(http.url)})"
+    error.args = (str(error),)
+    return error
+
+
+def _give_up(error: LLMError, first: str, attempt: int) -> LLMError:
+    """The final error of a call tried `attempt` times; it names the first failure when that differed."""
+    if attempt > 1:
+        same = first == str(error)
+        note = f"same on all {attempt} attempts" if same else f"first of {attempt} attempts: {first}"
+        error.message = f"{error.message} ({note})"
+        error.args = (str(error),)
+    return error
 
 
 def _clean(exc: LLMError, call: _Call) -> LLMError:

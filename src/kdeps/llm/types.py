@@ -61,6 +61,7 @@ class ChatRequest:
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     context_length: int | None = None
+    stop: list[str] = field(default_factory=list)
     json_mode: bool = False
     json_keys: list[str] = field(default_factory=list)
     json_schema: dict[str, Any] | None = None

@@ -2,16 +2,25 @@
 is served as one "model" so OpenAI clients and SDKs can talk to it.
 
 - `GET /v1/models` lists one model whose id is the workflow's `metadata.name`; `GET /v1/models/{id}`.
-- `POST /v1/chat/completions` runs the workflow as if its first POST route had been called. The
+- `POST /v1/chat/completions` runs the workflow as if its first POST route had been called, whatever
+  `model` the client names (one workflow is served; clients such as litellm send their own names). The
   request body is visible to expressions as usual (`get('messages')`, `get('model')`,
   `get('temperature')`, ...) and `get('q')` is the text of the last user message.
+- The client's conversation (system messages and history) and its `max_tokens`, `temperature`,
+  `top_p`, `stop` and `response_format` travel with the request (`kdeps.llm.conversation`): a chat
+  resource without its own `scenario` answers within that conversation, and the parameters apply where
+  the resource does not set them.
+- Parameters a workflow cannot honour (`n` > 1, `tools`, `logprobs`, audio output, ...) are refused
+  with an OpenAI-style 400 naming them (`_UNSUPPORTED`).
 - The answer (`message.content`) comes from the body the workflow route would answer with: its
   `response` (or the whole body when there is none); a string is used as is; an object gives its
-  `answer`, else its `data`, when that is a string; anything else is sent as JSON text.
-- `usage` carries token counts when the engine reports them (see `usage_of`), else zeros.
+  `answer`, else its `data`, when that is a string (unless the client asked for JSON); anything else
+  is sent as JSON text.
+- `finish_reason` is the one the answering chat resource got from its model (`stop` when no model
+  answered); `usage` carries the token counts the engine reports (see `usage_of`), else zeros.
 - `stream: true` answers OpenAI-style SSE: `chat.completion.chunk` objects whose `delta.content` are
   the chat resources' streamed deltas (the whole answer as one chunk when nothing streamed), a last
-  chunk with `finish_reason: "stop"`, an optional usage chunk (`stream_options.include_usage`), then
+  chunk with the finish reason, an optional usage chunk (`stream_options.include_usage`), then
   `data: [DONE]`. A failure before the first byte is a plain JSON error with its status; after it,
   a `data: {"error": ...}` event (which the official SDK raises as an APIError).
 - Errors are OpenAI error objects `{"error": {"message", "type", "param", "code"}}`; the server's bearer
@@ -23,9 +32,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kdeps.engine.request import RequestData, ResponseData
+from kdeps.llm.conversation import Conversation
 from kdeps.server.incoming import HTTPError
 from kdeps.server.streaming import KEEPALIVE, SSE_HEADERS, EngineRun, ResponseSender, json_bytes, sse
 
@@ -38,6 +49,26 @@ _JSON = {"content-type": "application/json"}
 _DONE = b"data: [DONE]\n\n"
 
 Outcome = tuple[str, list[str] | None]  # (route label for the access log, resources that ran)
+
+# Request parameters a workflow cannot honour, each with the test that it was asked for.
+_UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
+    "n": lambda v: v not in (None, 1),
+    "tools": bool,
+    "functions": bool,
+    "logprobs": bool,
+    "top_logprobs": lambda v: v not in (None, 0),
+    "logit_bias": bool,
+    "audio": bool,
+    "modalities": lambda v: v not in (None, ["text"]),
+    "prediction": bool,
+}
+_NUMBERS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "frequency_penalty": (-2.0, 2.0),
+            "presence_penalty": (-2.0, 2.0)}
+
+
+def banner() -> list[str]:
+    """The routes this module adds, for the startup banner."""
+    return [f"  GET {MODELS}", f"  GET {MODELS}/{{model}}", f"  POST {CHAT} (OpenAI-compatible)"]
 
 
 def handles(path: str) -> bool:
@@ -60,7 +91,7 @@ def error_object(status: int, message: str, code: str | None = None, param: str 
     return {"error": {"message": message, "type": kind, "param": param, "code": code, **extra}}
 
 
-def answer_text(body: Any) -> str:
+def answer_text(body: Any, *, json_wanted: bool = False) -> str:
     """The text of a workflow answer, by the rule in the module docstring."""
     value = body.get("response", body) if isinstance(body, dict) else body
     if isinstance(value, bytes):
@@ -69,7 +100,7 @@ def answer_text(body: Any) -> str:
         return value
     if value is None:
         return ""
-    if isinstance(value, dict):
+    if isinstance(value, dict) and not json_wanted:
         for key in ("answer", "data"):
             if isinstance(value.get(key), str):
                 return value[key]
@@ -166,9 +197,12 @@ def _parse(raw: bytes, model_name: str) -> dict[str, Any]:
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise _Refused(400, "you must provide a model parameter", "missing_required_parameter", "model")
-    if model != model_name:
-        raise _Refused(404, f"The model '{model}' does not exist; this server serves '{model_name}'",
-                       "model_not_found", "model")
+    asked = [name for name, used in _UNSUPPORTED.items()
+             if payload.get(name) is not None and used(payload[name])]
+    if asked:
+        raise _Refused(400, f"unsupported parameter{'s' if len(asked) > 1 else ''} for a kdeps workflow "
+                            f"('{model_name}'): {', '.join(asked)}", "unsupported_parameter", asked[0])
+    _check_parameters(payload)
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _Refused(400, "'messages' must be a non-empty array", "invalid_value", "messages")
@@ -176,10 +210,34 @@ def _parse(raw: bytes, model_name: str) -> dict[str, Any]:
         raise _Refused(400, "each message must be an object with a 'role'", "invalid_value", "messages")
     if "stream" in payload and not isinstance(payload["stream"], bool | None):
         raise _Refused(400, "Invalid type for 'stream': expected a boolean.", "invalid_type", "stream")
-    n = payload.get("n")
-    if n not in (None, 1):
-        raise _Refused(400, "only n=1 is supported: a workflow gives one answer", "invalid_value", "n")
     return payload
+
+
+def _check_parameters(payload: dict[str, Any]) -> None:
+    """OpenAI's own 400s for the sampling parameters passed on to the chat resource."""
+    for name, (low, high) in _NUMBERS.items():
+        value = payload.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Refused(400, f"Invalid type for '{name}': expected a decimal.", "invalid_type", name)
+        if not low <= value <= high:
+            raise _Refused(400, f"Invalid '{name}': must be between {low:g} and {high:g}.", "invalid_value",
+                           name)
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = payload.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise _Refused(400, f"Invalid '{name}': expected an integer of at least 1.", "invalid_value",
+                           name)
+    stop = payload.get("stop")
+    if stop is not None and not isinstance(stop, str) and not (
+            isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)):
+        raise _Refused(400, "Invalid 'stop': expected a string or up to 4 strings.", "invalid_value", "stop")
+    fmt = payload.get("response_format")
+    if fmt is not None and (not isinstance(fmt, dict)
+                            or fmt.get("type") not in ("text", "json_object", "json_schema")):
+        raise _Refused(400, "Invalid 'response_format': type must be text, json_object or json_schema.",
+                       "invalid_value", "response_format")
 
 
 async def _chat(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str,
@@ -189,7 +247,8 @@ async def _chat(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[s
     if question is None:
         raise _Refused(400, "'messages' has no message with role 'user'", "invalid_value", "messages")
     data = RequestData(method="POST", path=CHAT, route=core.openai_route or CHAT, query={},
-                       body={**payload, "q": question}, headers=headers, client_ip=ip, request_id=request_id)
+                       body={**payload, "q": question}, headers=headers, client_ip=ip, request_id=request_id,
+                       conversation=Conversation.from_openai(payload))
     session_id, is_new = await core._load_session(data, headers)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if payload.get("stream"):
@@ -202,13 +261,23 @@ async def _chat(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[s
     if response.status >= 400:
         await sender.whole(response.status, {**extra, **_JSON}, json_bytes(_failure(response)))
     else:
-        message = {"role": "assistant", "content": answer_text(response.body), "refusal": None}
+        message = {"role": "assistant", "content": _content(response, data), "refusal": None}
         body = {"id": completion_id, "object": "chat.completion", "created": int(time.time()),
                 "model": core.model_name, "system_fingerprint": None,
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": _finish(data)}],
                 "usage": usage_of(response)}
         await sender.whole(200, {**extra, **_JSON}, json_bytes(body))
     return CHAT, response.resources
+
+
+def _content(response: ResponseData, data: RequestData) -> str:
+    return answer_text(response.body, json_wanted=bool(data.conversation and data.conversation.json_mode))
+
+
+def _finish(data: RequestData) -> str:
+    """The upstream model's finish reason (`stop` when no chat resource answered)."""
+    return (data.conversation.finish_reason if data.conversation else "") or "stop"
 
 
 async def _session(core: KdepsASGI, response: ResponseData, data: RequestData, scope: Scope,
@@ -270,8 +339,8 @@ async def _stream(core: KdepsASGI, data: RequestData, scope: Scope, receive: Rec
     if not sender.started:
         await start(extra)
     if not streamed:
-        await sender.write(chunk({"content": answer_text(response.body)}))
-    await sender.write(chunk({}, "stop"))
+        await sender.write(chunk({"content": _content(response, data)}))
+    await sender.write(chunk({}, _finish(data)))
     if include_usage:
         await sender.write(sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
                                 "model": core.model_name, "system_fingerprint": None, "choices": [],

@@ -121,6 +121,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         raise SystemExit(1) from None
     host = host or settings.host
     port = settings.port if port is None else port
+    openai = bool(getattr(getattr(getattr(app, "state", None), "kdeps", None), "openai_compat", False))
     common: dict[str, Any] = {
         "host": host, "port": port, "proxy_headers": False, "server_header": False, "access_log": False,
         "log_config": None, "log_level": "warning" if log_level != "debug" else "debug",
@@ -128,7 +129,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
     }
     if workers <= 1 and not dev:
         config = uvicorn.Config(app, **common)
-        server = _Server(config, on_ready=lambda: _announce(host, port, settings))
+        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai))
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
         if not server.started:
@@ -144,7 +145,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
                             reload=dev, reload_dirs=[agent_dir] if dev else None,
                             reload_includes=["*.yaml", "*.yml"] if dev else None, **common)
     sock = config.bind_socket()
-    _announce(host, port, settings)
+    _announce_all(host, port, settings, openai)
     try:
         if dev:
             from uvicorn.supervisors import ChangeReload
@@ -156,3 +157,12 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
             Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:
         pass
+
+
+def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool) -> None:
+    """The banner, with the OpenAI-compatible routes when they are served."""
+    _announce(host, port, settings)
+    if openai:
+        from kdeps.server.openai_compat import banner
+
+        print("\n".join(banner()), flush=True)

@@ -168,6 +168,8 @@ class AnthropicBackend(Backend):
             body["temperature"] = request.temperature
         if request.top_p is not None:
             body["top_p"] = request.top_p
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
         if request.frequency_penalty is not None or request.presence_penalty is not None:
             log.debug("anthropic has no frequency/presence penalty; dropped")
         tools = [{"name": t.name, "description": t.description,

@@ -5,14 +5,37 @@ retries and deadlines, so no backend touches the network, the YAML, env vars or 
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from kdeps.llm.errors import LLMError, error_for_status
+from kdeps.llm.errors import InvalidResponseError, LLMError, error_for_status
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta
+
+Repeats = Literal["always", "at temperature 0"]
+"""When a failure would come back unchanged on retry: `always` (the server rejects the request itself),
+or `at temperature 0` (the model's own output, which greedy decoding reproduces)."""
+
+# A 5xx whose body says the request did not validate is the server's bug or our request's shape, not a
+# passing fault: another attempt gets the same answer.
+_VALIDATION_5XX = re.compile(r"validation error|validationerror|input should be|field required|"
+                             r"is not of type|extra inputs are not permitted", re.IGNORECASE)
+
+
+def mark_repeats(error: LLMError, repeats: Repeats) -> LLMError:
+    """Tag `error` as one that retrying cannot change (the client retries it at most once)."""
+    error.repeats = repeats  # type: ignore[attr-defined]
+    return error
+
+
+def model_output_error(backend: str, message: str) -> InvalidResponseError:
+    """An answer the model itself got wrong (e.g. tool-call arguments that are not JSON)."""
+    error = InvalidResponseError(backend, message)
+    mark_repeats(error, "at temperature 0")
+    return error
 
 
 @dataclass(slots=True)
@@ -76,7 +99,11 @@ class Backend(ABC):
     def error(self, status: int, data: Any, text: str, headers: Mapping[str, str]) -> LLMError:
         """The typed error for a non-2xx answer."""
         cls = error_for_status(status)
-        return cls(self.name, self.error_message(status, data, text), status, self.retry_after(headers, data))
+        message = self.error_message(status, data, text)
+        error = cls(self.name, message, status, self.retry_after(headers, data))
+        if status >= 500 and _VALIDATION_5XX.search(message):
+            mark_repeats(error, "always")
+        return error
 
     def retry_after(self, headers: Mapping[str, str], data: Any) -> float | None:
         """Seconds to wait before retrying, from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""

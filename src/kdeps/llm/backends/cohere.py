@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
 from kdeps.llm.errors import AuthError, InvalidResponseError, LLMError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
@@ -77,7 +77,7 @@ def _arguments(backend: str, name: str, raw: Any) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (TypeError, ValueError) as exc:
-        raise InvalidResponseError(backend, f"tool '{name}' arguments are not JSON") from exc
+        raise model_output_error(backend, f"tool '{name}' arguments are not JSON") from exc
     return value if isinstance(value, dict) else {}
 
 
@@ -97,6 +97,8 @@ class CohereBackend(Backend):
                            ("presence_penalty", request.presence_penalty)):
             if value is not None:
                 body[key] = value
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
         if request.tools:
             body["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description,

@@ -165,6 +165,8 @@ def _generation_args(request: ChatRequest) -> dict[str, Any]:
                         ("presence_penalty", request.presence_penalty)):
         if value is not None:
             args[name] = value
+    if request.stop:
+        args["stop"] = list(request.stop)
     if request.json_mode:
         response_format: dict[str, Any] = {"type": "json_object"}
         schema = request.json_schema or _schema_for_keys(request.json_keys)

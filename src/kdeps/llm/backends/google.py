@@ -245,6 +245,8 @@ class GoogleBackend(Backend):
                            ("frequencyPenalty", request.frequency_penalty)):
             if value is not None:
                 config[key] = value
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
         if request.json_mode:
             config["responseMimeType"] = "application/json"
             if request.json_schema and not request.tools:

@@ -48,6 +48,8 @@ class OllamaBackend(Backend):
             value = getattr(request, ours)
             if value is not None:
                 options[theirs] = value
+        if request.stop:
+            options["stop"] = list(request.stop)
         if options:
             body["options"] = options
         if request.json_schema is not None:

@@ -17,6 +17,11 @@ URL (``…/openai/deployments/<name>``) gets ``/chat/completions?api-version=202
 version of the dated data-plane API; an ``api-version`` in the base URL's query wins). A bare resource URL
 uses the model as the deployment name, as the OpenAI SDK does; a base ending in ``/openai/v1`` (Azure's
 versionless v1 API) gets ``/chat/completions`` and no api-version.
+
+Any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, LocalAI, Ollama's ``/v1``, gateways) is the
+``openai`` backend with a ``baseUrl`` on another host: it gets the :data:`COMPATIBLE` profile, which sends
+``max_tokens`` (what every such server reads; ``max_completion_tokens`` only for model families that
+require it, see :data:`COMPLETION_TOKENS_MODELS`) and asks for usage in the stream.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
 from kdeps.llm.errors import BadRequestError, InvalidResponseError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
@@ -59,20 +64,43 @@ class Provider:
     nine_char_tool_ids: bool = False  # Mistral: tool-call ids are exactly 9 alphanumerics
     alternate: bool = False  # Perplexity: user/assistant alternate after system, last is user
     strip_think: bool = False  # reasoning models prepend <think>…</think> to the content
+    tool_turn_text: str = ""  # content of an assistant turn that only calls tools ({names} = the tools)
+
+
+COMPATIBLE = Provider(stream_options=True)
+"""The profile of an unknown OpenAI-compatible server: only the fields every such server reads."""
+
+COMPLETION_TOKENS_MODELS = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5)", re.IGNORECASE)
+"""Models that refuse `max_tokens` and need `max_completion_tokens` (OpenAI's reasoning families), also
+when reached through a compatible gateway."""
 
 
 class OpenAICompatBackend(Backend):
     """One OpenAI-compatible provider; subclasses only set the class attributes."""
 
     provider: ClassVar[Provider] = Provider()
+    own_hosts: ClassVar[tuple[str, ...]] = ()
+    """Hosts that are this provider itself; any other `baseUrl` host gets `foreign` (when set)."""
+    foreign: ClassVar[Provider | None] = None
+
+    def profile(self, base_url: str) -> Provider:
+        """The provider profile for a base URL: the provider's own, or the compatible-server one."""
+        if self.foreign is None:
+            return self.provider
+        parts = urlsplit(base_url.strip())
+        host = (parts.hostname or "").lower()
+        if host in self.own_hosts or host.endswith(_AZURE_HOSTS) or "/openai/deployments/" in parts.path:
+            return self.provider
+        return self.foreign
 
     # -- request --------------------------------------------------------------------------------------
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
-        p = self.provider
+        base = endpoint.base_url or self.default_base_url
+        p = self.profile(base)
         if not self.accepts_images and any(m.images for m in request.messages):
             raise BadRequestError(self.name, f"the {self.name} chat API does not accept images; "
                                              "remove the files or use a vision-capable backend")
-        url, params, azure = self._url(endpoint.base_url or self.default_base_url, request.model)
+        url, params, azure = self._url(base, request.model)
         headers = {"Content-Type": "application/json",
                    "Accept": "text/event-stream" if stream else "application/json"}
         if endpoint.api_key:
@@ -81,15 +109,21 @@ class OpenAICompatBackend(Backend):
             else:
                 headers["Authorization"] = f"Bearer {endpoint.api_key}"
 
-        body: dict[str, Any] = {"model": request.model, "messages": self._messages(request)}
+        body: dict[str, Any] = {"model": request.model, "messages": self._messages(request, p)}
         for key in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
             value = getattr(request, key)
             if value is not None:
                 body[key] = value
         if request.max_tokens is not None:
-            body[p.max_tokens_field] = request.max_tokens
+            field = p.max_tokens_field
+            if COMPLETION_TOKENS_MODELS.match(request.model) and p.max_tokens_field == "max_tokens" and \
+                    p is self.foreign:
+                field = "max_completion_tokens"
+            body[field] = request.max_tokens
+        if request.stop:
+            body["stop"] = list(request.stop)
         if request.json_mode or request.json_schema is not None:
-            fmt = self._response_format(request)
+            fmt = self._response_format(request, p)
             if fmt is not None:
                 body["response_format"] = fmt
         if request.tools:
@@ -127,18 +161,23 @@ class OpenAICompatBackend(Backend):
                 path += self.provider.path
         return urlunsplit((parts.scheme, parts.netloc, path, "", "")), query, azure
 
-    def _response_format(self, request: ChatRequest) -> dict[str, Any] | None:
-        p = self.provider
-        if request.json_schema is not None and p.json_schema:
+    def _response_format(self, request: ChatRequest, p: Provider) -> dict[str, Any] | None:
+        schema = request.json_schema
+        if schema is None and not p.json_object and p.json_schema:
+            # No json_object mode (Perplexity): a generic object schema still makes the server enforce JSON.
+            schema = {"type": "object"}
+            if request.json_keys:
+                schema = {"type": "object", "properties": {k: {} for k in request.json_keys},
+                          "required": list(request.json_keys)}
+        if schema is not None and p.json_schema:
             if p.bare_schema:
-                return {"type": "json_schema", "json_schema": {"schema": request.json_schema}}
-            return {"type": "json_schema", "json_schema": {"name": "response", "schema": request.json_schema}}
+                return {"type": "json_schema", "json_schema": {"schema": schema}}
+            return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
         if p.json_object:
             return {"type": "json_object"}
         return None  # JSON asked for through the instruction only
 
-    def _messages(self, request: ChatRequest) -> list[dict[str, Any]]:
-        p = self.provider
+    def _messages(self, request: ChatRequest, p: Provider) -> list[dict[str, Any]]:
         system = request.system
         if (request.json_mode or request.json_schema is not None) and not _mentions_json(request):
             # OpenAI and DeepSeek answer 400 unless the word "json" appears in the messages.
@@ -147,13 +186,12 @@ class OpenAICompatBackend(Backend):
         if system:
             out.append({"role": "system", "content": system})
         for m in request.messages:
-            out.append(self._message(m))
+            out.append(self._message(m, p))
         if p.alternate:
             out = _alternate(out)
         return out
 
-    def _message(self, m: Message) -> dict[str, Any]:
-        p = self.provider
+    def _message(self, m: Message, p: Provider) -> dict[str, Any]:
         if m.role == "tool":
             content = m.content
             if m.is_error and not content.lower().startswith("error"):
@@ -171,8 +209,10 @@ class OpenAICompatBackend(Backend):
         else:
             msg["content"] = m.content
         if m.role == "assistant" and m.tool_calls:
-            if not m.content and not p.alternate:
-                msg["content"] = None
+            if not m.content:
+                # Never null: llama.cpp-style servers answer 500 to it, Perplexity wants text.
+                names = ", ".join(c.name for c in m.tool_calls)
+                msg["content"] = p.tool_turn_text.format(names=names)
             msg["tool_calls"] = [{"id": self._wire_id(c.id), "type": "function",
                                   "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
                                  for c in m.tool_calls]
@@ -395,8 +435,8 @@ def _arguments(backend: str, name: str, raw: Any) -> dict[str, Any]:
     try:
         args = json.loads(raw)
     except (TypeError, ValueError) as exc:
-        raise InvalidResponseError(backend, f"tool call {name!r} has arguments that are not valid JSON: "
-                                            f"{str(raw)[:200]}") from exc
+        raise model_output_error(backend, f"tool call {name!r} has arguments that are not valid JSON: "
+                                          f"{str(raw)[:200]}") from exc
     if not isinstance(args, dict):
         raise InvalidResponseError(backend, f"tool call {name!r} arguments are not a JSON object")
     return args
@@ -428,6 +468,8 @@ class OpenAIBackend(OpenAICompatBackend):
     env_var = "OPENAI_API_KEY"
     default_base_url = "https://api.openai.com"
     provider = Provider(max_tokens_field="max_completion_tokens", stream_options=True, message_names=True)
+    own_hosts = ("api.openai.com",)
+    foreign = COMPATIBLE
 
 
 class MistralBackend(OpenAICompatBackend):
@@ -449,7 +491,7 @@ class PerplexityBackend(OpenAICompatBackend):
     env_var = "PERPLEXITY_API_KEY"
     default_base_url = "https://api.perplexity.ai"
     provider = Provider(path="/chat/completions", requires_done=False, json_object=False, bare_schema=True,
-                        alternate=True, strip_think=True)
+                        alternate=True, strip_think=True, tool_turn_text="Calling {names}.")
 
 
 class GroqBackend(OpenAICompatBackend):
