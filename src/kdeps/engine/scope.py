@@ -230,12 +230,17 @@ class Scope:
         return [_read_text(f.path) for f in matches]
 
     def input(self, name: str, kind: str | None = None) -> Any:
+        """`input(name)`, `input(name, 'param'|'query'|'header'|'body')`; any other second argument is
+        a default, as with get() (upstream examples write `input('format', 'json')`)."""
         req = self.state.request
+        if kind is not None and kind not in _INPUT_KINDS:
+            value = self.input(name)
+            return kind if value is None or value == "" else value
         if name == "body" and kind is None:
             return req.body
         if kind == "header":
             value = self._header(name)
-        elif kind == "body":
+        elif kind in ("body", "data"):
             value = req.body.get(name, MISSING) if isinstance(req.body, Mapping) else MISSING
         else:
             value = self._param(name)
@@ -419,6 +424,7 @@ class ScopeVariables(Mapping[str, Any]):
 
 
 _OBJECTS = ("input", "request", "workflow", "config")
+_INPUT_KINDS = frozenset({"param", "query", "header", "body", "data"})
 _NAMESPACES = ("workflow.", "config.")
 
 
