@@ -246,6 +246,11 @@ class Scope:
             value = self._param(name)
         return None if value is MISSING else value
 
+    def env_var(self, name: str, default: Any = None) -> Any:
+        """`env('NAME')`: an environment variable of the agent (agentSettings.env or the process)."""
+        value = self.state.env.get(str(name))
+        return default if value is None else value
+
     def output(self, resource_id: str) -> Any:
         record = self.state.records.get(resource_id)
         return record.output if record else None
@@ -331,7 +336,7 @@ _ACCESSORS = {
     "exec": {"stdout": "stdout", "stderr": "stderr", "exitCode": "exitCode"},
 }
 _PLAIN = ("get", "set", "info", "file", "input", "output", "session")
-_NAMES = frozenset((*_PLAIN, "item", "loop", "request", *_ACCESSORS))
+_NAMES = frozenset((*_PLAIN, "env", "item", "loop", "request", *_ACCESSORS))
 
 
 class HostFunctions(Mapping[str, Any]):
@@ -349,6 +354,8 @@ class HostFunctions(Mapping[str, Any]):
             return getattr(scope, name)
         if name == "request":
             return scope._request_methods()
+        if name == "env":
+            return scope.env_var
         if name == "item":
             return _CallableNamespace(scope.item, {
                 "current": lambda: scope.items.get("current"),
