@@ -1,0 +1,210 @@
+"""What a client may make the server hold: head size and header count, how long the head and the body
+may take to arrive, and how deeply a JSON body may nest.
+
+Head and body timing are enforced in the HTTP protocol (a uvicorn httptools protocol with guards), so a
+connection that stalls before its request is complete never reaches the app, and never takes one of
+the app's concurrency slots."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_HEAD_BYTES = 64 * 1024  # request line plus headers
+MAX_HEADERS = 100
+HEAD_TIMEOUT = 10.0  # from connection (or first byte of the next request) to the end of the head
+BODY_IDLE_TIMEOUT = 15.0  # longest pause between two pieces of a body
+BODY_TIMEOUT = 120.0  # the whole body, however steadily it trickles in
+MAX_JSON_DEPTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    head_bytes: int = MAX_HEAD_BYTES
+    headers: int = MAX_HEADERS
+    head_timeout: float = HEAD_TIMEOUT
+    body_idle_timeout: float = BODY_IDLE_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+
+
+class JSONTooDeep(ValueError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"JSON nested more than {limit} levels deep")
+
+
+def loads_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads` that refuses nesting deeper than `max_depth` (JSONTooDeep, a ValueError) instead of
+    recursing until Python gives up, or handing the engine data too deep to walk."""
+    # depth can only exceed the limit when there are that many brackets at all: skip the walk otherwise
+    brackets = (text.count("[") + text.count("{") if isinstance(text, str)
+                else text.count(b"[") + text.count(b"{"))
+    if brackets <= max_depth:
+        return json.loads(text)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JSONTooDeep(max_depth) from None
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise JSONTooDeep(max_depth)
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return value
+
+
+def _refusal(status: int, reason: str, message: str) -> bytes:
+    body = json.dumps({"success": False, "error": {"message": message}}).encode()
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+
+
+try:
+    import httptools
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class _GuardedParser:
+    """The httptools parser, turning a head over the limits into a 431 instead of uvicorn's generic 400."""
+
+    __slots__ = ("_inner", "_protocol")
+
+    def __init__(self, inner: Any, protocol: Any) -> None:
+        self._inner, self._protocol = inner, protocol
+
+    def feed_data(self, data: bytes) -> None:
+        try:
+            self._inner.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__cause__ or exc.__context__, _HeadTooLarge):
+                self._protocol.refuse(431, "Request Header Fields Too Large",
+                                      "request head too large (at most "
+                                      f"{self._protocol.limits.headers} headers and "
+                                      f"{self._protocol.limits.head_bytes} bytes)")
+                return
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+if HttpToolsProtocol is not None:
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+        """uvicorn's httptools protocol with the head limits and the head/body timers of `limits`."""
+
+        limits = Limits()
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.parser = _GuardedParser(self.parser, self)
+            self._head_bytes = 0
+            self._head_count = 0
+            self._head_timer: asyncio.TimerHandle | None = None
+            self._body_timer: asyncio.TimerHandle | None = None
+            self._body_deadline = 0.0
+            self._body_progress = False
+
+        # -- head ---------------------------------------------------------------------------------
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_late)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_timers()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._head_bytes = self._head_count = 0
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_late)
+
+        def on_url(self, url: bytes) -> None:
+            self._head_bytes += len(url)
+            if self._head_bytes > self.limits.head_bytes:
+                raise _HeadTooLarge
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._head_bytes += len(name) + len(value) + 4
+            self._head_count += 1
+            if self._head_bytes > self.limits.head_bytes or self._head_count > self.limits.headers:
+                raise _HeadTooLarge
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            super().on_headers_complete()
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            self.refuse(408, "Request Timeout", "request head not received in time")
+
+        # -- body ---------------------------------------------------------------------------------
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            # a body still incomplete after this read: from now on it must keep arriving
+            cycle = self.cycle
+            if (self._body_timer is None and cycle is not None and cycle.more_body
+                    and not cycle.response_complete and not self.transport.is_closing()):
+                self._body_deadline = self.loop.time() + self.limits.body_timeout
+                self._body_progress = False
+                self._body_timer = self.loop.call_later(self.limits.body_idle_timeout, self._body_check)
+
+        def on_body(self, body: bytes) -> None:
+            self._body_progress = True
+            super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+            super().on_message_complete()
+
+        def _body_check(self) -> None:
+            self._body_timer = None
+            cycle = self.cycle
+            if cycle is None or not cycle.more_body or cycle.response_complete:
+                return
+            left = self._body_deadline - self.loop.time()
+            if self._body_progress and left > 0:
+                self._body_progress = False
+                self._body_timer = self.loop.call_later(min(self.limits.body_idle_timeout, left),
+                                                        self._body_check)
+                return
+            self.refuse(408, "Request Timeout", "request body not received in time")
+
+        # -- refusing -----------------------------------------------------------------------------
+        def refuse(self, status: int, reason: str, message: str) -> None:
+            """Answer `status` (unless a response already started) and close the connection."""
+            self._stop_timers()
+            if self.transport.is_closing():
+                return
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete or not cycle.response_started:
+                self.transport.write(_refusal(status, reason, message))
+                if cycle is not None:
+                    cycle.response_complete = True  # the app's own reply, if any, is dropped
+            self.transport.close()
+
+        def _stop_timers(self) -> None:
+            for timer in (self._head_timer, self._body_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._head_timer = self._body_timer = None
+
+    def protocol_with(limits: Limits) -> type[GuardedHttpToolsProtocol]:
+        """The guarded protocol class with other limits (tests shorten the timers)."""
+        return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
