@@ -19,9 +19,11 @@ from datetime import datetime, timedelta
 from functools import cmp_to_key, lru_cache
 from typing import Any
 
+import re2
+
 from kdeps.errors import ExprError
 from kdeps.expr import gotime
-from kdeps.expr.runtime import Frame
+from kdeps.expr.runtime import CHECK_EVERY, Frame, Ticker, active_frame
 from kdeps.expr.values import (
     MAX_ITEMS,
     check_int,
@@ -70,6 +72,7 @@ def _num(fn: str, value: Any) -> int | float:
 def _sized(result: Any) -> Any:
     if len(result) > MAX_ITEMS:
         raise ExprError(f"result too large (limit {MAX_ITEMS} items or characters)")
+    active_frame().charge(len(result))
     return result
 
 
@@ -142,11 +145,18 @@ def b_repeat(s: Any, n: Any) -> str:
         raise ExprError(f"repeat() expects a count >= 0, got {count}")
     if len(s) * count > MAX_ITEMS:
         raise ExprError(f"repeat() result too large (limit {MAX_ITEMS} characters)")
+    active_frame().charge(len(s) * count)
     return s * count
 
 
 def b_join(items: Any, sep: Any = "") -> str:
-    return _sized(_str("join", sep).join(v if type(v) is str else to_text(v) for v in _list("join", items)))
+    tick = Ticker().tick
+
+    def text(v: Any) -> str:
+        tick()
+        return v if type(v) is str else to_text(v)
+
+    return _sized(_str("join", sep).join([text(v) for v in _list("join", items)]))
 
 
 def b_index_of(s: Any, sub: Any) -> int:
@@ -194,19 +204,43 @@ def op_ends_with(a: Any, b: Any) -> bool:
     return _bad_operand("endsWith", a, b)
 
 
+# RE2 (Go's regexp syntax, as KDeps uses) matches in time linear in the text whatever the pattern, so a
+# hostile text or pattern cannot stall the event loop the way a backtracking engine can.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.never_capture = True  # only "does it match" is asked
+
+# what RE2 leaves out, to name it when a pattern fails to compile (only run on that error path)
+_RE2_LACKS = (
+    (re.compile(r"\\[1-9]|\(\?P="), "backreferences (\\1, (?P=name))"),
+    (re.compile(r"\(\?<?[=!]"), "lookahead and lookbehind ((?=...), (?!...), (?<=...), (?<!...))"),
+    (re.compile(r"\(\?>"), "atomic groups ((?>...))"),
+    (re.compile(r"[*+?}]\+"), "possessive quantifiers (a*+, a++)"),
+    (re.compile(r"\(\?\("), "conditionals ((?(1)...))"),
+)
+
+
 @lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
+def compile_regex(pattern: str) -> Any:
+    """`pattern` compiled by RE2 (linear-time matching); ExprError saying what is wrong otherwise."""
     try:
-        return re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise ExprError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except Exception as exc:
+        for probe, feature in _RE2_LACKS:
+            if probe.search(pattern):
+                raise ExprError(f"invalid regular expression {pattern!r}: {feature} are not supported "
+                                "(patterns use RE2 syntax, which matches in linear time)") from None
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ExprError(f"invalid regular expression {pattern!r}: {reason}") from None
 
 
 def op_matches(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return False
     if isinstance(a, str) and isinstance(b, str):
-        return _regex(b).search(a) is not None
+        return compile_regex(b).search(a) is not None
     return _bad_operand("matches", a, b)
 
 
@@ -304,7 +338,9 @@ def b_bool(x: Any) -> bool:
 
 def _numbers(fn: str, args: tuple[Any, ...], depth: int = 0) -> list[Any]:
     out: list[Any] = []
+    tick = Ticker().tick
     for arg in args:
+        tick()
         if isinstance(arg, list | tuple):
             if depth > 50:
                 raise ExprError(f"{fn}(): arrays nested too deeply")
@@ -324,7 +360,9 @@ def _min_max(fn: str, args: tuple[Any, ...], pick_max: bool) -> Any:
         else:
             values.append(arg)
     best: Any = None
+    tick = Ticker().tick
     for value in values:
+        tick()
         if isinstance(value, list | tuple):
             value = _min_max(fn, tuple(value), pick_max)
             if value is None:
@@ -480,18 +518,28 @@ def b_uniq(items: Any) -> list[Any]:
     seen: set[Any] = set()
     others: list[Any] = []
     out: list[Any] = []
+    tick = Ticker().tick
     for value in _list("uniq", items):
+        tick()
         key = _key(value)
         if key is not None:
             if key in seen:
                 continue
             seen.add(key)
         else:
-            if any(equal(value, o) for o in others):
+            if _seen_before(value, others, tick):
                 continue
             others.append(value)
         out.append(value)
     return out
+
+
+def _seen_before(value: Any, others: list[Any], tick: Any) -> bool:
+    for other in others:
+        tick()
+        if equal(value, other):
+            return True
+    return False
 
 
 def b_concat(*lists: Any) -> list[Any]:
@@ -507,10 +555,13 @@ def b_concat(*lists: Any) -> list[Any]:
 def b_flatten(items: Any) -> list[Any]:
     out: list[Any] = []
 
+    tick = Ticker().tick
+
     def walk(seq: Any, depth: int) -> None:
         if depth > 50:
             raise ExprError("flatten(): arrays nested too deeply")
         for value in seq:
+            tick()
             if isinstance(value, list | tuple):
                 walk(value, depth + 1)
             else:
@@ -530,7 +581,10 @@ def _order(fn: str, order: Any) -> bool:
 
 
 def _sorted(fn: str, values: list[Any], keys: list[Any], reverse: bool) -> list[Any]:
+    tick = Ticker().tick
+
     def cmp(a: tuple[int, Any], b: tuple[int, Any]) -> int:
+        tick()
         if less(a[1], b[1]):
             return -1
         return 1 if less(b[1], a[1]) else 0
@@ -642,8 +696,8 @@ def _iterate(fn: str, frame: Frame, items: Any, pred: Predicate) -> Any:
     frame.start_loop()
     try:
         for index, item in enumerate(seq):
-            if not index & 255:
-                frame.check_time()
+            if not index % CHECK_EVERY:
+                frame.charge(CHECK_EVERY)
             frame.ptr, frame.idx = item, index
             yield index, item, pred(frame)
     finally:
@@ -760,8 +814,8 @@ def p_reduce(frame: Frame, items: Any, pred: Predicate, initial: Any = _NO_INIT)
     frame.start_loop()
     try:
         for index in range(start, len(seq)):
-            if not index & 255:
-                frame.check_time()
+            if not index % CHECK_EVERY:
+                frame.charge(CHECK_EVERY)
             frame.ptr, frame.idx = seq[index], index
             frame.acc = pred(frame)
         return frame.acc

@@ -27,7 +27,7 @@ from kdeps.expr.builtins import (
 )
 from kdeps.expr.gotime import format_time
 from kdeps.expr.parser import Node, parse
-from kdeps.expr.runtime import Env, Frame
+from kdeps.expr.runtime import Env, Frame, activate, active_frame, deactivate
 
 Fn = Callable[[Frame], Any]
 
@@ -53,8 +53,10 @@ class Program:
         self.kind = kind  # kind of the root AST node ("call", "binary", "seq", ...)
 
     def run(self, env: Env) -> Any:
+        frame = Frame(env)
+        token = activate(frame)
         try:
-            return self._fn(Frame(env))
+            return self._fn(frame)
         except ExprError as exc:
             if not exc.source:
                 exc.source = self.source
@@ -67,6 +69,8 @@ class Program:
             raise ExprError("expression ran out of memory", self.source) from None
         except Exception as exc:  # a bug or an odd host value: still a clean, typed error
             raise ExprError(f"evaluation failed: {exc}", self.source) from None
+        finally:
+            deactivate(token)
 
     def __repr__(self) -> str:
         return f"Program({self.source!r})"
@@ -244,9 +248,16 @@ def _unary(node: Node, scope: frozenset[str]) -> Fn:
     return run_plus
 
 
+def _range(a: Any, b: Any) -> list[int]:
+    """`a..b`, counted against the evaluation's budget."""
+    if type(a) is int and type(b) is int and 0 < b - a + 1 <= V.MAX_ITEMS:
+        active_frame().charge(b - a + 1)  # before building it
+    return V.make_range(a, b)
+
+
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "+": V.add, "-": V.sub, "*": V.mul, "/": V.div, "%": V.mod, "**": V.power, "^": V.power,
-    "..": V.make_range, "in": op_in, "contains": op_contains, "startsWith": op_starts_with,
+    "..": _range, "in": op_in, "contains": op_contains, "startsWith": op_starts_with,
     "endsWith": op_ends_with, "matches": op_matches,
 }
 
