@@ -76,20 +76,20 @@ class _HeadTooLarge(Exception):
 class _GuardedParser:
     """The httptools parser, turning a head over the limits into a 431 instead of uvicorn's generic 400."""
 
-    __slots__ = ("_inner", "_protocol")
-
     def __init__(self, inner: Any, protocol: Any) -> None:
         self._inner, self._protocol = inner, protocol
+        # bound once: uvicorn calls these on every request
+        for name in ("get_http_version", "get_method", "should_upgrade", "should_keep_alive"):
+            setattr(self, name, getattr(inner, name))
 
     def feed_data(self, data: bytes) -> None:
         try:
             self._inner.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__cause__ or exc.__context__, _HeadTooLarge):
-                self._protocol.refuse(431, "Request Header Fields Too Large",
-                                      "request head too large (at most "
-                                      f"{self._protocol.limits.headers} headers and "
-                                      f"{self._protocol.limits.head_bytes} bytes)")
+                limits = self._protocol.limits
+                self._protocol.refuse(431, "Request Header Fields Too Large", "request head too large (at "
+                                      f"most {limits.headers} headers and {limits.head_bytes} bytes)")
                 return
             raise
 
@@ -97,10 +97,33 @@ class _GuardedParser:
         return getattr(self._inner, name)
 
 
+class _Sweeper:
+    """One timer per server that looks at every connection a few times per shortest timeout, instead of
+    a timer armed and cancelled for every request."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any], interval: float) -> None:
+        self.loop, self.connections, self.interval = loop, connections, interval
+        self.handle: asyncio.TimerHandle | None = None
+
+    def ensure(self) -> None:
+        if self.handle is None:
+            self.handle = self.loop.call_later(self.interval, self._sweep)
+
+    def _sweep(self) -> None:
+        self.handle = None
+        now = self.loop.time()
+        for conn in list(self.connections):
+            check = getattr(conn, "check_timers", None)
+            if check is not None:
+                check(now)
+        if self.connections:
+            self.ensure()
+
+
 if HttpToolsProtocol is not None:
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
-        """uvicorn's httptools protocol with the head limits and the head/body timers of `limits`."""
+        """uvicorn's httptools protocol with the head limits and the head/body deadlines of `limits`."""
 
         limits = Limits()
 
@@ -108,26 +131,29 @@ if HttpToolsProtocol is not None:
             super().__init__(*args, **kwargs)
             self.parser = _GuardedParser(self.parser, self)
             self._head_bytes = 0
-            self._head_count = 0
-            self._head_timer: asyncio.TimerHandle | None = None
-            self._body_timer: asyncio.TimerHandle | None = None
-            self._body_deadline = 0.0
-            self._body_progress = False
+            self._head_since = 0.0  # when the head now awaited began (0: none awaited)
+            self._body_since = 0.0  # when the app began to wait for the rest of a body (0: not waiting)
+            self._body_last = 0.0
+            state = self.server_state
+            sweeper = getattr(state, "kdeps_sweeper", None)
+            if sweeper is None:
+                limits = self.limits
+                interval = min(limits.head_timeout, limits.body_idle_timeout) / 4
+                sweeper = _Sweeper(self.loop, self.connections, max(0.05, min(interval, 1.0)))
+                state.kdeps_sweeper = sweeper
+            self._sweeper = sweeper
 
         # -- head ---------------------------------------------------------------------------------
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_late)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_timers()
-            super().connection_lost(exc)
+            self._head_since = self.loop.time()
+            self._sweeper.ensure()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._head_bytes = self._head_count = 0
-            if self._head_timer is None:
-                self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_late)
+            self._head_bytes = 0
+            if not self._head_since:
+                self._head_since = self.loop.time()
 
         def on_url(self, url: bytes) -> None:
             self._head_bytes += len(url)
@@ -137,73 +163,59 @@ if HttpToolsProtocol is not None:
 
         def on_header(self, name: bytes, value: bytes) -> None:
             self._head_bytes += len(name) + len(value) + 4
-            self._head_count += 1
-            if self._head_bytes > self.limits.head_bytes or self._head_count > self.limits.headers:
+            if self._head_bytes > self.limits.head_bytes or len(self.headers) >= self.limits.headers:
                 raise _HeadTooLarge
             super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
+            self._head_since = 0.0
             super().on_headers_complete()
-
-        def _head_late(self) -> None:
-            self._head_timer = None
-            self.refuse(408, "Request Timeout", "request head not received in time")
 
         # -- body ---------------------------------------------------------------------------------
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             # a body still incomplete after this read: from now on it must keep arriving
-            cycle = self.cycle
-            if (self._body_timer is None and cycle is not None and cycle.more_body
-                    and not cycle.response_complete and not self.transport.is_closing()):
-                self._body_deadline = self.loop.time() + self.limits.body_timeout
-                self._body_progress = False
-                self._body_timer = self.loop.call_later(self.limits.body_idle_timeout, self._body_check)
+            if not self._body_since:
+                cycle = self.cycle
+                if cycle is not None and cycle.more_body and not cycle.response_complete:
+                    self._body_since = self._body_last = self.loop.time()
 
         def on_body(self, body: bytes) -> None:
-            self._body_progress = True
+            if self._body_since:
+                self._body_last = self.loop.time()
             super().on_body(body)
 
         def on_message_complete(self) -> None:
-            if self._body_timer is not None:
-                self._body_timer.cancel()
-                self._body_timer = None
+            self._body_since = 0.0
             super().on_message_complete()
 
-        def _body_check(self) -> None:
-            self._body_timer = None
-            cycle = self.cycle
-            if cycle is None or not cycle.more_body or cycle.response_complete:
-                return
-            left = self._body_deadline - self.loop.time()
-            if self._body_progress and left > 0:
-                self._body_progress = False
-                self._body_timer = self.loop.call_later(min(self.limits.body_idle_timeout, left),
-                                                        self._body_check)
-                return
-            self.refuse(408, "Request Timeout", "request body not received in time")
+        def check_timers(self, now: float) -> None:
+            """Called by the sweeper: refuse a head or body that is late."""
+            limits = self.limits
+            if self._head_since and now - self._head_since > limits.head_timeout:
+                self.refuse(408, "Request Timeout", "request head not received in time")
+            elif self._body_since and (now - self._body_last > limits.body_idle_timeout
+                                       or now - self._body_since > limits.body_timeout):
+                cycle = self.cycle
+                if cycle is None or not cycle.more_body or cycle.response_complete:
+                    self._body_since = 0.0
+                else:
+                    self.refuse(408, "Request Timeout", "request body not received in time")
 
         # -- refusing -----------------------------------------------------------------------------
         def refuse(self, status: int, reason: str, message: str) -> None:
-            """Answer `status` (unless a response already started) and close the connection."""
-            self._stop_timers()
+            """Answer `status` (unless a response already started) and close the connection; an app
+            still waiting for this request's body sees the client gone."""
+            self._head_since = self._body_since = 0.0
             if self.transport.is_closing():
                 return
             cycle = self.cycle
             if cycle is None or cycle.response_complete or not cycle.response_started:
                 self.transport.write(_refusal(status, reason, message))
-                if cycle is not None:
-                    cycle.response_complete = True  # the app's own reply, if any, is dropped
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
             self.transport.close()
-
-        def _stop_timers(self) -> None:
-            for timer in (self._head_timer, self._body_timer):
-                if timer is not None:
-                    timer.cancel()
-            self._head_timer = self._body_timer = None
 
     def protocol_with(limits: Limits) -> type[GuardedHttpToolsProtocol]:
         """The guarded protocol class with other limits (tests shorten the timers)."""
