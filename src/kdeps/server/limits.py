@@ -87,9 +87,7 @@ class _GuardedParser:
             self._inner.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__cause__ or exc.__context__, _HeadTooLarge):
-                limits = self._protocol.limits
-                self._protocol.refuse(431, "Request Header Fields Too Large", "request head too large (at "
-                                      f"most {limits.headers} headers and {limits.head_bytes} bytes)")
+                self._protocol._too_large()
                 return
             raise
 
@@ -123,14 +121,18 @@ class _Sweeper:
 if HttpToolsProtocol is not None:
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
-        """uvicorn's httptools protocol with the head limits and the head/body deadlines of `limits`."""
+        """uvicorn's httptools protocol with the head limits and the head/body deadlines of `limits`.
+
+        All bookkeeping happens once per read (`data_received`) and once per head, not per header or
+        per body chunk; the deadlines are checked by the server's sweeper."""
 
         limits = Limits()
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.parser = _GuardedParser(self.parser, self)
-            self._head_bytes = 0
+            self._read = 0  # size of the read being parsed
+            self._head_read = 0  # bytes read while the head now awaited was incomplete
             self._head_since = 0.0  # when the head now awaited began (0: none awaited)
             self._body_since = 0.0  # when the app began to wait for the rest of a body (0: not waiting)
             self._body_last = 0.0
@@ -143,51 +145,48 @@ if HttpToolsProtocol is not None:
                 state.kdeps_sweeper = sweeper
             self._sweeper = sweeper
 
-        # -- head ---------------------------------------------------------------------------------
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._head_since = self.loop.time()
             self._sweeper.ensure()
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._head_bytes = 0
-            if not self._head_since:
-                self._head_since = self.loop.time()
-
-        def on_url(self, url: bytes) -> None:
-            self._head_bytes += len(url)
-            if self._head_bytes > self.limits.head_bytes:
-                raise _HeadTooLarge
-            super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._head_bytes += len(name) + len(value) + 4
-            if self._head_bytes > self.limits.head_bytes or len(self.headers) >= self.limits.headers:
-                raise _HeadTooLarge
-            super().on_header(name, value)
+        def data_received(self, data: bytes) -> None:
+            self._read = len(data)
+            super().data_received(data)
+            if self.transport.is_closing():
+                return
+            cycle = self.cycle
+            if cycle is None or cycle.scope is not self.scope:  # a head is still incomplete
+                if not self._head_since:
+                    self._head_since, self._head_read = self.loop.time(), 0
+                self._head_read += self._read
+                headers = self.headers or ()
+                if self._head_read > self.limits.head_bytes or len(headers) > self.limits.headers:
+                    self._too_large()
+                return
+            self._head_since = 0.0
+            if cycle.more_body and not cycle.response_complete:  # the body must keep arriving
+                now = self.loop.time()
+                if not self._body_since:
+                    self._body_since = now
+                self._body_last = now
+            else:
+                self._body_since = 0.0
 
         def on_headers_complete(self) -> None:
-            self._head_since = 0.0
+            limits = self.limits
+            if len(self.headers) > limits.headers or (
+                    self._head_read + self._read > limits.head_bytes and self._head_size() > limits.head_bytes):
+                raise _HeadTooLarge
             super().on_headers_complete()
 
-        # -- body ---------------------------------------------------------------------------------
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            # a body still incomplete after this read: from now on it must keep arriving
-            if not self._body_since:
-                cycle = self.cycle
-                if cycle is not None and cycle.more_body and not cycle.response_complete:
-                    self._body_since = self._body_last = self.loop.time()
+        def _head_size(self) -> int:
+            return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
-        def on_body(self, body: bytes) -> None:
-            if self._body_since:
-                self._body_last = self.loop.time()
-            super().on_body(body)
-
-        def on_message_complete(self) -> None:
-            self._body_since = 0.0
-            super().on_message_complete()
+        def _too_large(self) -> None:
+            limits = self.limits
+            self.refuse(431, "Request Header Fields Too Large", "request head too large (at most "
+                        f"{limits.headers} headers and {limits.head_bytes} bytes)")
 
         def check_timers(self, now: float) -> None:
             """Called by the sweeper: refuse a head or body that is late."""
@@ -202,7 +201,6 @@ if HttpToolsProtocol is not None:
                 else:
                     self.refuse(408, "Request Timeout", "request body not received in time")
 
-        # -- refusing -----------------------------------------------------------------------------
         def refuse(self, status: int, reason: str, message: str) -> None:
             """Answer `status` (unless a response already started) and close the connection; an app
             still waiting for this request's body sees the client gone."""
