@@ -118,8 +118,9 @@ def run(quick: bool = False) -> Result:
     throughput = {name: median(values) for name, values in rps.items()}
     cpu_ms = {name: median(values) for name, values in cpu.items()}
     result.data = {"baseline_ref": BASELINE_REF, "p50_ms": {k: median(v) * 1e3 for k, v in p50.items()},
-                   "added_p50_ms": {k: v * 1e3 for k, v in added.items()}, "rps": throughput, "cpu_ms_per_request": cpu_ms,
-                   "p1": {"calls": p1_calls, "trials": p1_trials}, "p2": {"calls": p2_calls, "trials": p2_trials}}
+                   "added_p50_ms": {k: v * 1e3 for k, v in added.items()}, "rps": throughput,
+                   "cpu_ms_per_request": cpu_ms, "p1": {"calls": p1_calls, "trials": p1_trials},
+                   "p2": {"calls": p2_calls, "trials": p2_trials}}
     cost1 = added["protected"] / added["before"] - 1 if added["before"] > 0 else None
     result.rows.append(Row("SEC", "P1 added p50, protected vs before", added["protected"] * 1e3,
                            added["before"] * 1e3, f"before ({BASELINE_REF})", "ms",

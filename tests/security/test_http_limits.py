@@ -53,7 +53,8 @@ def test_too_many_headers_is_431(server: KdepsServer) -> None:
 
 
 def test_oversized_header_is_431(server: KdepsServer) -> None:
-    answer = _raw(server.port, b"GET /api/v1/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n")
+    big = b"X-Big: " + b"a" * 200_000 + b"\r\n"
+    answer = _raw(server.port, b"GET /api/v1/echo HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
     assert _status(answer) == 431, answer[:200]
 
 
@@ -66,7 +67,8 @@ def test_ordinary_headers_still_pass(server: KdepsServer) -> None:
 
 def test_deeply_nested_json_is_a_clear_400_without_traceback(server: KdepsServer) -> None:
     body = b"[" * 50_000 + b"]" * 50_000
-    head = (b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    head = (b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % len(body))
     answer = _raw(server.port, head + body)
     assert _status(answer) == 400, answer[:300]
@@ -77,7 +79,8 @@ def test_deeply_nested_json_is_a_clear_400_without_traceback(server: KdepsServer
 
 def test_moderately_nested_json_is_accepted(server: KdepsServer) -> None:
     body = json.dumps({"q": [[[[{"a": [1, 2]}]]]], "items": [{"n": i} for i in range(200)]}).encode()
-    head = (b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    head = (b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % len(body))
     assert _status(_raw(server.port, head + body)) == 200
 
@@ -149,7 +152,8 @@ async def test_a_silent_connection_is_closed(quick: int) -> None:
 
 
 async def test_a_stalled_body_is_closed_with_408(quick: int) -> None:
-    head = b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"
+    head = (b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 50\r\n\r\n{")
     answer = await _exchange(quick, [(head, 0)])
     assert _status(answer) == 408, answer
     assert b"body not received in time" in answer
@@ -167,7 +171,8 @@ async def test_a_trickling_body_meets_the_total_deadline(quick: int) -> None:
 
 async def test_a_slow_but_steady_body_within_limits_is_served(quick: int) -> None:
     body = b'{"q": "slow"}'
-    head = (b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    head = (b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % len(body))
     answer = await _exchange(quick, [(head, 0.3), (body[:5], 0.3), (body[5:], 0)])
     assert _status(answer) == 200, answer

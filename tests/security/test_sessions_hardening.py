@@ -98,7 +98,8 @@ def test_forwarded_proto_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> No
         workflow["settings"]["apiServer"]["trustedProxies"] = ["10.9.9.9"]
 
     with running(copy_agent("api", tmp_path, untrusted)) as srv:
-        _, headers, _ = call(srv.url, "POST", "/api/v1/visit", body={}, headers={"X-Forwarded-Proto": "https"})
+        _, headers, _ = call(srv.url, "POST", "/api/v1/visit", body={},
+                             headers={"X-Forwarded-Proto": "https"})
     assert "Secure" not in headers["set-cookie"]
 
 

@@ -67,7 +67,8 @@ class Frame:
         if not self.deadline:
             self.deadline = time.monotonic() + MAX_SECONDS
         elif time.monotonic() > self.deadline:
-            raise ExprError(f"expression took too long (limit {MAX_SECONDS * 1000:g} ms of work per evaluation)")
+            raise ExprError(f"expression took too long (limit {MAX_SECONDS * 1000:g} ms of work per "
+                            "evaluation)")
 
     def charge(self, cells: int) -> None:
         """Count `cells` built (items, characters); over MAX_CELLS is an error. Also looks at the clock."""

@@ -175,8 +175,9 @@ if HttpToolsProtocol is not None:
 
         def on_headers_complete(self) -> None:
             limits = self.limits
-            if len(self.headers) > limits.headers or (
-                    self._head_read + self._read > limits.head_bytes and self._head_size() > limits.head_bytes):
+            # the exact size is summed only when this head may be near the limit
+            maybe_large = self._head_read + self._read > limits.head_bytes
+            if len(self.headers) > limits.headers or (maybe_large and self._head_size() > limits.head_bytes):
                 raise _HeadTooLarge
             super().on_headers_complete()
 

@@ -11,7 +11,8 @@ from kdeps.session.sqlite import SQLiteStore
 
 DEFAULT_SQLITE_PATH = ".kdeps/sessions.db"
 
-__all__ = ["DEFAULT_SQLITE_PATH", "MemoryStore", "SQLiteStore", "SessionStore", "SessionTooLarge", "create_store"]
+__all__ = ["DEFAULT_SQLITE_PATH", "MemoryStore", "SQLiteStore", "SessionStore", "SessionTooLarge",
+           "create_store"]
 
 
 def create_store(kind: str = "sqlite", *, path: str | None = None, url: str | None = None,
