@@ -16,7 +16,7 @@ import uvicorn
 
 from kdeps.server.limits import Limits, protocol_with
 from kdeps.server.runner import build_app
-from tests.e2e.server_utils import KdepsServer, copy_agent, free_port
+from tests.e2e.server_utils import KdepsServer, copy_agent, free_port, running
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +187,27 @@ async def test_keep_alive_requests_are_unaffected(quick: int) -> None:
             async with http.post(f"http://127.0.0.1:{quick}/api/v1/echo", json={"q": "x"}) as r:
                 assert r.status == 200
             await asyncio.sleep(0.6)  # longer than the head timer: idle between requests is keep-alive's job
+
+
+def test_openai_endpoint_refuses_deep_json_and_stalled_bodies_hold_no_slot(tmp_path: Path) -> None:
+    agent = copy_agent("api", tmp_path, lambda w: w["settings"]["apiServer"].update(maxConcurrentRequests=2))
+    with running(agent, "--openai") as srv:
+        body = b'{"model": "server-fixture", "messages": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+        head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        answer = _raw(srv.port, head + body)
+        assert _status(answer) == 400, answer[:300]
+        assert b"nested too deeply" in answer
+        stalled = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(5)]
+        try:
+            for sock in stalled:
+                sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 90\r\n\r\n{")
+            answer = _raw(srv.port, b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _status(answer) == 200, answer[:300]
+            echo = _raw(srv.port, b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            assert _status(echo) == 200, echo[:300]
+        finally:
+            for sock in stalled:
+                sock.close()
+        assert "Traceback" not in srv.stderr
