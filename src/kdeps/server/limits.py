@@ -157,6 +157,7 @@ if HttpToolsProtocol is not None:
                 return
             cycle = self.cycle
             if cycle is None or cycle.scope is not self.scope:  # a head is still incomplete
+                self._body_since = 0.0
                 if not self._head_since:
                     self._head_since, self._head_read = self.loop.time(), 0
                 self._head_read += self._read
@@ -165,7 +166,8 @@ if HttpToolsProtocol is not None:
                     self._too_large()
                 return
             self._head_since = 0.0
-            if cycle.more_body and not cycle.response_complete:  # the body must keep arriving
+            # the body must keep arriving, even once the app has answered (say, 413) without reading it all
+            if cycle.more_body:
                 now = self.loop.time()
                 if not self._body_since:
                     self._body_since = now
@@ -197,7 +199,7 @@ if HttpToolsProtocol is not None:
             elif self._body_since and (now - self._body_last > limits.body_idle_timeout
                                        or now - self._body_since > limits.body_timeout):
                 cycle = self.cycle
-                if cycle is None or not cycle.more_body or cycle.response_complete:
+                if cycle is None or not cycle.more_body:
                     self._body_since = 0.0
                 else:
                     self.refuse(408, "Request Timeout", "request body not received in time")
