@@ -752,7 +752,9 @@ def p_one(frame: Frame, items: Any, pred: Predicate) -> bool:
 
 def p_count(frame: Frame, items: Any, pred: Predicate | None = None) -> int:
     if pred is None:
-        return sum(1 for v in _list("count", items) if v is True)
+        seq = _list("count", items)
+        frame.charge(len(seq))
+        return sum(1 for v in seq if v is True)
     return sum(1 for _, _, ok in _iterate("count", frame, items, pred) if _truth("count", ok))
 
 
@@ -762,7 +764,9 @@ def p_sum(frame: Frame, items: Any, pred: Predicate | None = None) -> int | floa
     else:
         values = [v for _, _, v in _iterate("sum", frame, items, pred)]
     total: int | float = 0
-    for value in values:
+    for index, value in enumerate(values):
+        if not index % CHECK_EVERY:
+            frame.check_time()
         if not is_number(value):
             raise ExprError(f"invalid argument for sum (type {type_name(value)})")
         total += value
@@ -838,6 +842,11 @@ def p_reduce(frame: Frame, items: Any, pred: Predicate, initial: Any = _NO_INIT)
     finally:
         frame.ptr, frame.idx, frame.acc = saved
 
+
+# Builtins that charge the running evaluation's budget through `active_frame()` (not a frame
+# argument): a program that calls none of them (nor `..`) skips registering its frame.
+BUDGETED = frozenset({"split", "splitAfter", "repeat", "join", "max", "min", "mean", "median", "uniq",
+                      "concat", "flatten", "sort", "sortBy"})
 
 PREDICATE_BUILTINS: dict[str, Callable[..., Any]] = {
     "filter": p_filter, "map": p_map, "all": p_all, "any": p_any, "none": p_none, "one": p_one,

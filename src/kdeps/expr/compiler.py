@@ -17,6 +17,7 @@ from kdeps.errors import ExprError, KdepsError
 from kdeps.expr import values as V
 from kdeps.expr.builtins import (
     ARITY,
+    BUDGETED,
     BUILTINS,
     PREDICATE_BUILTINS,
     op_contains,
@@ -27,7 +28,7 @@ from kdeps.expr.builtins import (
 )
 from kdeps.expr.gotime import format_time
 from kdeps.expr.parser import Node, parse
-from kdeps.expr.runtime import Env, Frame, activate, active_frame, deactivate
+from kdeps.expr.runtime import ACTIVE, Env, Frame, active_frame
 
 Fn = Callable[[Frame], Any]
 
@@ -45,16 +46,17 @@ def _at(exc: ExprError, pos: int) -> ExprError:
 class Program:
     """A compiled expression. `run(env)` evaluates it; errors are ExprError with source and position."""
 
-    __slots__ = ("_fn", "kind", "source")
+    __slots__ = ("_fn", "budgeted", "kind", "source")
 
-    def __init__(self, source: str, fn: Fn, kind: str) -> None:
+    def __init__(self, source: str, fn: Fn, kind: str, budgeted: bool = True) -> None:
         self.source = source
         self._fn = fn
         self.kind = kind  # kind of the root AST node ("call", "binary", "seq", ...)
+        self.budgeted = budgeted  # calls a builtin that charges the active frame (see BUDGETED)
 
     def run(self, env: Env) -> Any:
         frame = Frame(env)
-        token = activate(frame)
+        token = ACTIVE.set(frame) if self.budgeted else None
         try:
             return self._fn(frame)
         except ExprError as exc:
@@ -70,7 +72,8 @@ class Program:
         except Exception as exc:  # a bug or an odd host value: still a clean, typed error
             raise ExprError(f"evaluation failed: {exc}", self.source) from None
         finally:
-            deactivate(token)
+            if token is not None:
+                ACTIVE.reset(token)
 
     def __repr__(self) -> str:
         return f"Program({self.source!r})"
@@ -92,7 +95,22 @@ def _compile_cached(source: str) -> Program:
         if not exc.source:
             exc.source = source
         raise
-    return Program(source, fn, root.kind)
+    return Program(source, fn, root.kind, _budgeted(root))
+
+
+def _budgeted(node: Node) -> bool:
+    """True when the tree calls a BUDGETED builtin or builds a range (`a..b`)."""
+    stack: list[Any] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Node):
+            if (item.kind == "call" and item.args[0] in BUDGETED) or (
+                    item.kind == "binary" and item.args[0] == ".."):
+                return True
+            stack.extend(item.args)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 def evaluate(source: str, env: Env) -> Any:

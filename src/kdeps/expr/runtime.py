@@ -83,21 +83,13 @@ class Frame:
         self.check_time()
 
 
-_ACTIVE: ContextVar[Frame | None] = ContextVar("kdeps_expr_frame", default=None)
-
-
-def activate(frame: Frame) -> Any:
-    """Make `frame` the one builtins without a frame argument charge; returns the token to `deactivate`."""
-    return _ACTIVE.set(frame)
-
-
-def deactivate(token: Any) -> None:
-    _ACTIVE.reset(token)
+ACTIVE: ContextVar[Frame | None] = ContextVar("kdeps_expr_frame", default=None)
+"""The frame of the evaluation running in this thread or task (`Program.run` sets it)."""
 
 
 def active_frame() -> Frame:
     """The frame of the evaluation running now (a fresh one when a builtin is called directly)."""
-    frame = _ACTIVE.get()
+    frame = ACTIVE.get()
     return frame if frame is not None else Frame(Env())
 
 
