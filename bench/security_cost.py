@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     ROOT,
@@ -93,6 +95,74 @@ async def _throughput(targets: list[Target], pids: dict[str, int], calls: int,
     return rps, cpu
 
 
+class _Transport:
+    """Just enough of an asyncio transport for a protocol to parse requests and write answers."""
+
+    def __init__(self) -> None:
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"sockname": ("127.0.0.1", 1), "peername": ("127.0.0.1", 2)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+_REQUEST = (b"POST /api/v1/run HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nUser-Agent: Python/3.11 aiohttp/3.9\r\n"
+            b"Accept: */*\r\nAccept-Encoding: gzip, deflate\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 39\r\n\r\n" + b'{"q": "What is the capital of France?"}')
+
+
+async def _protocol_us(cls: type, requests: int) -> float:
+    """CPU microseconds per keep-alive request through protocol `cls` with a trivial app, in-process."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    config = uvicorn.Config(app, log_config=None, lifespan="off")
+    config.load()
+    protocol = cls(config=config, server_state=ServerState(), app_state={})
+    protocol.connection_made(_Transport())
+    for n in range(requests + 500):
+        if n == 500:
+            began = time.process_time()
+        protocol.data_received(_REQUEST)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    return (time.process_time() - began) / requests * 1e6
+
+
+def protocol_cost(requests: int = 20000, rounds: int = 3) -> tuple[float, float]:
+    """(uvicorn's httptools protocol, the guarded one): CPU us per request, medians of `rounds`."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from kdeps.server.limits import GuardedHttpToolsProtocol
+
+    plain, guarded = [], []
+    for _ in range(rounds):
+        plain.append(run_async(_protocol_us(HttpToolsProtocol, requests)))
+        guarded.append(run_async(_protocol_us(GuardedHttpToolsProtocol, requests)))
+    return median(plain), median(guarded)
+
+
 def run(quick: bool = False) -> Result:
     result = Result("sec", TITLE)
     p1_calls, p1_trials = (150, 4) if quick else (400, 8)
@@ -130,6 +200,14 @@ def run(quick: bool = False) -> Result:
     result.rows.append(Row("SEC", "P2 req/s, protected vs before", throughput["protected"],
                            throughput["before"], f"before ({BASELINE_REF})", "req/s", share, ">= 0.95x",
                            share >= 0.95))
+    plain_us, guarded_us = protocol_cost(5000 if quick else 20000)
+    result.data["protocol_us_per_request"] = {"uvicorn": plain_us, "guarded": guarded_us}
+    added_us = guarded_us - plain_us
+    share = added_us / (cpu_ms["before"] * 1000)
+    result.rows.append(Row("SEC", "HTTP guards: CPU added per request", added_us, cpu_ms["before"] * 1000,
+                           "server CPU per request", "us", share, "<= 0.05x", share <= 0.05,
+                           note=f"in-process: uvicorn's protocol {plain_us:.1f} us, guarded "
+                                f"{guarded_us:.1f} us per keep-alive request"))
     cpu_ratio = cpu_ms["protected"] / cpu_ms["before"]
     result.rows.append(Row("SEC", "server CPU per request (P2 load)", cpu_ms["protected"], cpu_ms["before"],
                            f"before ({BASELINE_REF})", "ms", cpu_ratio, "<= 1.05x", cpu_ratio <= 1.05))
