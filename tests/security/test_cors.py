@@ -40,7 +40,9 @@ def test_star_preflight_answers_a_literal_star_without_credentials(server: Kdeps
     assert "access-control-allow-credentials" not in headers
 
 
-def test_named_origins_keep_their_credentials(tmp_path: Path) -> None:
+def test_credentials_go_only_to_named_origins(server: KdepsServer, tmp_path: Path) -> None:
+    _, star, _ = call(server.url, path="/api/v1/echo", headers={"Origin": "https://evil.example"})
+    assert star.get("access-control-allow-origin") != "https://evil.example"  # never reflected
     agent = copy_agent("api", tmp_path)  # allowOrigins: [https://app.example], allowCredentials: true
     with running(agent) as srv:
         _, listed, _ = call(srv.url, path="/api/v1/echo", headers={"Origin": "https://app.example"})

@@ -38,9 +38,7 @@ def _bounded(source: str, env: Env, seconds: float = 3.0) -> object:
 @pytest.mark.parametrize("pattern", ["^(a+)+$", "^(a|a)*$", "(a*)*b", "^(\\w+\\s?)*$"])
 def test_nested_quantifiers_do_not_backtrack(pattern: str) -> None:
     assert _bounded(f"get('q') matches {pattern!r}", _env(q=HOSTILE), seconds=3) is False
-
-
-def test_matches_still_matches() -> None:
+    # and ordinary patterns match as before
     env = _env(email="ann@example.com", code="AB-1234")
     assert evaluate("get('email') matches '^[^@]+@[^@]+\\\\.[a-z]{2,}$'", env) is True
     assert evaluate("get('code') matches '^[A-Z]{2}-\\\\d{4}$'", env) is True
@@ -64,6 +62,10 @@ def test_unsupported_features_are_named(pattern: str, feature: str) -> None:
 def test_a_huge_loop_is_stopped() -> None:
     with pytest.raises(ExprError, match="took too long"):
         _bounded("reduce(1..1000000, #acc + #, 0)", _env())
+    # ordinary loops still fit in the budget
+    assert evaluate("sum(map(1..1000, # * 2))", _env()) == 1001000
+    assert evaluate("len(filter(get('xs'), # > 500))", _env(xs=list(range(2000)))) == 1499
+    assert evaluate("sort(get('xs'))[0]", _env(xs=list(range(5000, 0, -1)))) == 1
 
 
 def test_sorting_huge_request_data_is_stopped() -> None:
@@ -78,12 +80,6 @@ def test_sorting_huge_request_data_is_stopped() -> None:
 def test_building_too_much_is_stopped() -> None:
     with pytest.raises(ExprError, match=r"too much data|took too long"):
         _bounded("map(1..5000, 1..5000)", _env())
-
-
-def test_ordinary_loops_fit_in_the_budget() -> None:
-    assert evaluate("sum(map(1..1000, # * 2))", _env()) == 1001000
-    assert evaluate("len(filter(get('xs'), # > 500))", _env(xs=list(range(2000)))) == 1499
-    assert evaluate("sort(get('xs'))[0]", _env(xs=list(range(5000, 0, -1)))) == 1
 
 
 async def test_a_hostile_matches_request_does_not_stall_the_server(tmp_path: Path) -> None:
@@ -109,5 +105,6 @@ async def test_a_hostile_matches_request_does_not_stall_the_server(tmp_path: Pat
                 async with http.post(url, json={"q": q}) as r:
                     return r.status
 
-            hostile, plain = await asyncio.gather(ask(HOSTILE), ask("hello"))
+            # 31 bytes: a backtracking engine needs 8x the 28-byte case, far past the client's 4 s
+            hostile, plain = await asyncio.gather(ask("a" * 30 + "!"), ask("hello"))
     assert (hostile, plain) == (200, 200)
