@@ -51,19 +51,16 @@ def test_too_many_headers_is_431(server: KdepsServer) -> None:
     answer = _raw(server.port, b"GET /api/v1/echo HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
     assert _status(answer) == 431, answer[:200]
     assert b"request head too large" in answer
+    some = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(40))  # ordinary heads still pass
+    answer = _raw(server.port, b"GET /api/v1/echo?q=hi HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  + some + b"\r\n")
+    assert _status(answer) == 200, answer[:300]
 
 
 def test_oversized_header_is_431(server: KdepsServer) -> None:
     big = b"X-Big: " + b"a" * 200_000 + b"\r\n"
     answer = _raw(server.port, b"GET /api/v1/echo HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
     assert _status(answer) == 431, answer[:200]
-
-
-def test_ordinary_headers_still_pass(server: KdepsServer) -> None:
-    some = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(40))
-    answer = _raw(server.port, b"GET /api/v1/echo?q=hi HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                  + some + b"\r\n")
-    assert _status(answer) == 200, answer[:300]
 
 
 def test_deeply_nested_json_is_a_clear_400_without_traceback(server: KdepsServer) -> None:
@@ -76,14 +73,10 @@ def test_deeply_nested_json_is_a_clear_400_without_traceback(server: KdepsServer
     error = json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["message"]
     assert "nested" in error
     assert "Traceback" not in server.stderr
-
-
-def test_moderately_nested_json_is_accepted(server: KdepsServer) -> None:
     body = json.dumps({"q": [[[[{"a": [1, 2]}]]]], "items": [{"n": i} for i in range(200)]}).encode()
     head = (b"POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            b"Content-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body))
-    assert _status(_raw(server.port, head + body)) == 200
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    assert _status(_raw(server.port, head + body)) == 200  # ordinary nesting is accepted
 
 
 def test_300_stalled_bodies_do_not_deny_service(server: KdepsServer) -> None:
