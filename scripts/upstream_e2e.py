@@ -14,6 +14,7 @@ Without SCRIPT arguments the scripts in scope of issue #20 run. Exit status: 0 w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -62,7 +63,7 @@ class Result:
     failures: list[str] = field(default_factory=list)
 
 
-def stage(upstream: Path, python: str) -> Path:
+def stage(upstream: Path, python: str, cap: float, src: Path) -> Path:
     """A temporary copy of upstream's tests/ and examples/ with our `kdeps` at its root."""
     root = Path(tempfile.mkdtemp(prefix="kdeps-upstream-e2e-"))
     if (upstream / ".git").exists():
@@ -73,10 +74,12 @@ def stage(upstream: Path, python: str) -> Path:
         for part in ("tests", "examples"):
             if (upstream / part).is_dir():
                 shutil.copytree(upstream / part, root / part, symlinks=True)
-    src = Path(__file__).resolve().parents[1] / "src"
     pythonpath = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)
     wrapper = root / "kdeps"
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH='{pythonpath}' exec '{python}' -m kdeps \"$@\"\n")
+    # Capped: a script that expects `kdeps run` to refuse a bad workflow (and runs it without a
+    # timeout) would otherwise wait forever on a server that started.
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH='{pythonpath}' "
+                       f"exec timeout -k 2 {cap:g} '{python}' -m kdeps \"$@\"\n")
     wrapper.chmod(0o755)
     (root / "tests" / "e2e" / "_run_one.sh").write_text(_DRIVER)
     return root
@@ -101,10 +104,8 @@ def run_script(root: Path, name: str, timeout: float, verbose: bool) -> Result:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             result.note = f"timed out after {timeout:.0f}s"
-        try:  # the whole group: the script and whatever it left running
+        with contextlib.suppress(ProcessLookupError):  # the script and whatever it left running
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
         log.seek(0)
         out = log.read()
@@ -132,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("upstream", type=Path, help="checkout of kdeps/kdeps (current main)")
     parser.add_argument("scripts", nargs="*", help="script names (default: the in-scope list)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per script (default 300)")
+    parser.add_argument("--cap", type=float, default=60,
+                        help="seconds any one kdeps invocation may run (default 60)")
+    parser.add_argument("--src", type=Path, default=Path(__file__).resolve().parents[1] / "src",
+                        help="source folder put first on PYTHONPATH (default: this checkout's src/)")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs `-m kdeps`")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--verbose", "-v", action="store_true", help="print each script's output")
@@ -141,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.upstream / "tests" / "e2e" / "common.sh").is_file():
         parser.error(f"{args.upstream} has no tests/e2e/common.sh")
     names = [s.removesuffix(".sh").rsplit("/", 1)[-1] for s in args.scripts] or IN_SCOPE
-    root = stage(args.upstream, args.python)
+    root = stage(args.upstream, args.python, args.cap, args.src.resolve())
     results: list[Result] = []
     try:
         for name in names:
