@@ -26,8 +26,8 @@ _FOR = re.compile(r"\{%-?\s*for\s+([\w\s,()]+?)\s+in\s")
 _SET = re.compile(r"\{%-?\s*(?:set|with)\s+([\w\s,]+?)\s*=")
 _MACRO = re.compile(r"\{%-?\s*macro\s+(\w+)\s*\(([^)]*)\)")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
-# KDeps' `loop.index()` is a call; Jinja2's `loop.index` (inside a for) is not.
-_KDEPS_LOOP_CALL = re.compile(r"\bloop\s*\.\s*\w+\s*\(")
+# KDeps' `loop.index()` and `env('X')` are calls; Jinja2's `loop.index` (inside a for) and `env.X` are not.
+_KDEPS_CALL = re.compile(r"\bloop\s*\.\s*\w+\s*\(|(?<![\w.])env\s*\(")
 _JINJA_GLOBALS = frozenset({"range", "lipsum", "dict", "cycler", "joiner", "namespace", "env", "loop"})
 
 _environment: Any = None
@@ -82,7 +82,7 @@ def _is_runtime(expression: str, bound: frozenset[str]) -> bool:
     from jinja2 import TemplateSyntaxError, meta
 
     inner = expression.strip().strip("-+").strip()
-    if not inner or _KDEPS_LOOP_CALL.search(inner):
+    if not inner or _KDEPS_CALL.search(inner):
         return True
     try:
         tree = _env().parse("{{ " + inner + " }}")

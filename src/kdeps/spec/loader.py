@@ -58,6 +58,10 @@ def find_workflow_file(path: str | os.PathLike[str]) -> Path:
         for name in WORKFLOW_FILES:
             if (p / name).is_file():
                 return p / name
+        for name, what in (("agency.yaml", "agencies"), ("component.yaml", "components")):
+            if (p / name).is_file():
+                raise SpecErrors([SpecError(f"{what} ({name}) are not supported by this implementation",
+                                            str(p / name))])
         raise SpecErrors([SpecError(f"no workflow.yaml in folder {p}")])
     if not p.exists():
         raise SpecErrors([SpecError(f"no such file or folder: {p}")])
@@ -92,6 +96,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
             text = preprocess(text, shown)
         except SpecError as exc:
             errors.append(exc)
+            lost_documents = True
             continue
         in_workflow_file = file == workflow_file
         before = len(errors)
