@@ -52,6 +52,23 @@ source "./$1"
 """
 
 
+# Our kdeps for the scripts. A `kdeps validate` that fails is also logged to $KDEPS_E2E_TRACE, since
+# the scripts send its output to /dev/null and that output is the reason a sub-test failed.
+_WRAPPER = """\
+#!/bin/sh
+PYTHONPATH='{pythonpath}'; export PYTHONPATH
+run() {{ timeout -k 2 {cap} '{python}' -m kdeps "$@"; }}
+if [ -n "${{KDEPS_E2E_TRACE:-}}" ] && [ "${{1:-}}" = validate ]; then
+    out=$(mktemp); err=$(mktemp)
+    run "$@" >"$out" 2>"$err"; rc=$?
+    [ "$rc" -ne 0 ] && {{ echo "+ kdeps $* (exit $rc)"; cat "$out" "$err"; }} >>"$KDEPS_E2E_TRACE"
+    cat "$out"; cat "$err" >&2; rm -f "$out" "$err"
+    exit "$rc"
+fi
+run "$@"
+"""
+
+
 @dataclass
 class Result:
     script: str
@@ -61,6 +78,7 @@ class Result:
     seconds: float = 0.0
     note: str = ""
     failures: list[str] = field(default_factory=list)
+    trace: str = ""
 
 
 def stage(upstream: Path, python: str, cap: float, src: Path) -> Path:
@@ -78,8 +96,7 @@ def stage(upstream: Path, python: str, cap: float, src: Path) -> Path:
     wrapper = root / "kdeps"
     # Capped: a script that expects `kdeps run` to refuse a bad workflow (and runs it without a
     # timeout) would otherwise wait forever on a server that started.
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH='{pythonpath}' "
-                       f"exec timeout -k 2 {cap:g} '{python}' -m kdeps \"$@\"\n")
+    wrapper.write_text(_WRAPPER.format(pythonpath=pythonpath, cap=f"{cap:g}", python=python))
     wrapper.chmod(0o755)
     (root / "tests" / "e2e" / "_run_one.sh").write_text(_DRIVER)
     return root
@@ -91,7 +108,8 @@ def run_script(root: Path, name: str, timeout: float, verbose: bool) -> Result:
     if not script.is_file():
         result.note = "script not found"
         return result
-    env = {**os.environ, "NO_COLOR": "1"}
+    trace = root / f"{name}.trace"
+    env = {**os.environ, "NO_COLOR": "1", "KDEPS_E2E_TRACE": str(trace)}
     env.pop("KDEPS_BIN", None)
     start = time.monotonic()
     # Output goes to a file, not a pipe: background servers a script leaves behind (common.sh's mock
@@ -110,6 +128,8 @@ def run_script(root: Path, name: str, timeout: float, verbose: bool) -> Result:
         log.seek(0)
         out = log.read()
     result.seconds = time.monotonic() - start
+    if trace.is_file():
+        result.trace = trace.read_text(errors="replace")
     text = _ANSI.sub("", out.decode("utf-8", "replace"))
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -140,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs `-m kdeps`")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--verbose", "-v", action="store_true", help="print each script's output")
+    parser.add_argument("--trace", action="store_true",
+                        help="print the output of every `kdeps validate` that failed (scripts hide it)")
     parser.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table")
     args = parser.parse_args(argv)
 
@@ -156,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"  ({res.seconds:.0f}s){'  ' + res.note if res.note else ''}", flush=True)
             for failure in res.failures:
                 print(f"    FAILED: {failure}", flush=True)
+            if args.trace and res.trace:
+                lines = ["      " + line for line in res.trace.splitlines()]
+                print("    failed validations:\n" + "\n".join(lines), flush=True)
     finally:
         if args.keep:
             print(f"kept {root}")
