@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true",
                         help="print the output of every `kdeps validate` that failed (scripts hide it)")
     parser.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
 
     if not (args.upstream / "tests" / "e2e" / "common.sh").is_file():
         parser.error(f"{args.upstream} has no tests/e2e/common.sh")
