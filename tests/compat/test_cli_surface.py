@@ -3,6 +3,7 @@ and `kdeps validate`'s wording and exit codes (0 valid, 2 invalid), run as subpr
 
 from __future__ import annotations
 
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -43,8 +44,7 @@ def test_new_creates_a_valid_agent_in_the_current_layout(tmp_path: Path) -> None
     target = tmp_path / "my-agent"
     proc = cli("new", str(target), "--template", "api-service")
     assert proc.returncode == 0, proc.stderr
-    files = ("workflow.yaml", "resources/llm.yaml", "resources/response.yaml", "README.md", ".env.example")
-    for rel in files:
+    for rel in ("workflow.yaml", "resources/llm.yaml", "resources/response.yaml", "README.md"):
         assert (target / rel).is_file(), rel
     llm = (target / "resources" / "llm.yaml").read_text()
     assert llm.startswith("actionId: llm\n") and "validations:" in llm and "get('q')" in llm
@@ -91,6 +91,22 @@ def test_bundle_package_and_the_package_alias(tmp_path: Path) -> None:
     plain = cli("package", str(root), "--output", str(out2))
     assert plain.returncode == 0, plain.stderr
     assert [p.name for p in out1.iterdir()] == [p.name for p in out2.iterdir()] == ["surface-1.0.0.kdeps"]
+
+
+def test_validate_reads_a_package_and_names_files_inside_it(tmp_path: Path) -> None:
+    root = agent(tmp_path / "a", RESPONSE)
+    assert cli("bundle", "package", str(root), "--output", str(tmp_path)).returncode == 0
+    archive = tmp_path / "surface-1.0.0.kdeps"
+    ok = cli("validate", str(archive))
+    assert ok.returncode == 0 and "Validation successful (1 resource;" in ok.stdout, ok.stderr
+    (root / "resources" / "test.yaml").write_text("actionId: test\nhttpClient:\n  url: 123\n")
+    bad = tmp_path / "bad.kdeps"
+    with tarfile.open(bad, "w:gz") as tar:
+        tar.add(root / "workflow.yaml", "workflow.yaml")
+        tar.add(root / "resources" / "test.yaml", "resources/test.yaml")
+    proc = cli("validate", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}/resources/test.yaml:3:8: httpClient.url: expected a string" in proc.stderr
 
 
 def test_bundle_lists_package_and_build() -> None:

@@ -188,3 +188,12 @@ def test_render_errors_carry_the_line() -> None:
         preprocess("a: 1\n{% set n = 0 %}\nb: {{ 1 // n }}\n", "r.yaml")
     assert (info.value.file, info.value.line) == ("r.yaml", 3)
     assert "division" in info.value.message
+
+
+def test_a_stray_statement_marker_says_how_to_keep_it_literal() -> None:
+    text = "python:\n  script: |\n    print('{%s}' % 'x')\n"
+    with pytest.raises(SpecError, match=r"\{% raw %\}") as info:
+        preprocess(text, "r.yaml")
+    assert info.value.line == 3
+    fixed = text.replace("print('{%s}' % 'x')", "{% raw %}print('{%s}' % 'x'){% endraw %}")
+    assert preprocess(fixed, "r.yaml") == text

@@ -111,30 +111,12 @@ kdeps bundle build .          # Dockerfile and compose file
 ```
 """
 
-ENV_EXAMPLE = """\
-# Copy to .env and fill in what you need; unset variables keep their defaults.
-
-# Bearer token clients send as `Authorization: Bearer <token>` (needed off loopback).
-# KDEPS_API_AUTH_TOKEN=change-me
-
-# API keys, for the backend the chat resource uses.
-# OPENAI_API_KEY=
-# ANTHROPIC_API_KEY=
-# GROQ_API_KEY=
-# MISTRAL_API_KEY=
-# GOOGLE_API_KEY=
-
-# Ollama address, for backend: ollama.
-# OLLAMA_HOST=http://localhost:11434
-"""
-
 TEMPLATES: dict[str, dict[str, str]] = {
     "api-service": {
         "workflow.yaml": WORKFLOW,
         "resources/llm.yaml": LLM,
         "resources/response.yaml": RESPONSE,
         "README.md": README,
-        ".env.example": ENV_EXAMPLE,
     },
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -71,32 +72,53 @@ def describe(err: SpecError) -> str:
     return str(SpecError(message, err.file, err.line, err.col, err.suggestion))
 
 
+def _unpack(archive: Path, scratch: Path) -> Path:
+    from kdeps.deploy.package import PackageError, extract_archive
+
+    try:
+        return extract_archive(archive, scratch / "agent")
+    except PackageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
 def exit_code(errors: list[SpecError]) -> int:
     """2 when the agent was read and is invalid; 1 when there was nothing to read."""
     return EXIT_INVALID if any(e.file for e in errors) else 1
 
 
 @click.command("validate", help="Check a workflow and its resources (schema, references, expressions); "
-                                "errors name file:line:col.")
+                                "errors name file:line:col. PATH may also be a .kdeps package.")
 @click.argument("path", default=".", type=click.Path())
 def command(path: str) -> None:
-    """Load the agent at PATH (workflow.yaml or its folder) and report every error found."""
+    """Load the agent at PATH (workflow.yaml, its folder, or a .kdeps package) and report every error."""
+    import tempfile
+
     from kdeps.errors import KdepsError, SpecErrors
     from kdeps.spec.loader import load_project
 
-    try:
-        project = load_project(path)
-    except SpecErrors as exc:
-        for err in exc.errors:
-            click.echo(describe(err), err=True)
-        count = len(exc.errors)
-        click.echo(f"validation failed: {count} error{'s' if count != 1 else ''}", err=True)
-        sys.exit(exit_code(exc.errors))
-    except KdepsError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    for warning in project.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    with tempfile.TemporaryDirectory(prefix="kdeps-validate-") as scratch:
+        archive = Path(path).suffix == ".kdeps" and Path(path).is_file()
+        unpacked = _unpack(Path(path), Path(scratch)) if archive else None
+
+        def located(err: SpecError) -> SpecError:
+            if unpacked and err.file.startswith(str(unpacked)):  # name files inside the package
+                err.file = path + err.file[len(str(unpacked)):]
+            return err
+
+        try:
+            project = load_project(unpacked or path)
+        except SpecErrors as exc:
+            for err in exc.errors:
+                click.echo(describe(located(err)), err=True)
+            count = len(exc.errors)
+            click.echo(f"validation failed: {count} error{'s' if count != 1 else ''}", err=True)
+            sys.exit(exit_code(exc.errors))
+        except KdepsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        for warning in project.warnings:
+            click.echo(f"warning: {located(warning)}", err=True)
     count = len(project.resources)
     layouts = " and ".join(sorted(project.layouts)) or "no resources"
     click.echo(f"Validation successful ({count} resource{'s' if count != 1 else ''}; layout: {layouts})")

@@ -30,6 +30,10 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 _KDEPS_CALL = re.compile(r"\bloop\s*\.\s*\w+\s*\(|(?<![\w.])env\s*\(")
 _JINJA_GLOBALS = frozenset({"range", "lipsum", "dict", "cycler", "joiner", "namespace", "env", "loop"})
 
+# A file becomes a template by containing `{%` or `{#`; say how to keep them literal.
+_LITERAL_HINT = (" (a file containing {% or {# is a Jinja2 template; for literal text write "
+                 "{% raw %}…{% endraw %} around it)")
+
 _environment: Any = None
 
 
@@ -50,7 +54,8 @@ def preprocess(text: str, file: str) -> str:
     try:
         template = env.from_string(protected)
     except TemplateSyntaxError as exc:
-        raise SpecError(f"Jinja2 template error: {exc.message}", file, exc.lineno or 1, 1) from None
+        hint = "" if file.endswith(".j2") else _LITERAL_HINT
+        raise SpecError(f"Jinja2 template error: {exc.message}{hint}", file, exc.lineno or 1, 1) from None
     try:
         return str(template.render(env=dict(os.environ)))
     except TemplateError as exc:
