@@ -24,14 +24,14 @@ def kdeps(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 def test_validate_ok_folder() -> None:
     out = kdeps("validate", str(DATA / "ok"))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "Workflow validated successfully (5 resources; layout: seed-era)"
+    assert out.stdout.strip() == "Validation successful (5 resources; layout: seed-era)"
     assert out.stderr == ""
 
 
 def test_validate_workflow_file_relative_to_cwd() -> None:
     out = kdeps("validate", "workflow.yaml", cwd=DATA / "quickstart")
     assert out.returncode == 0, out.stderr
-    assert "Workflow validated successfully (2 resources; layout: seed-era)" in out.stdout
+    assert "Validation successful (2 resources; layout: seed-era)" in out.stdout
 
 
 def test_validate_defaults_to_current_folder() -> None:
@@ -41,7 +41,7 @@ def test_validate_defaults_to_current_folder() -> None:
 
 def test_validate_reports_every_error_with_location() -> None:
     out = kdeps("validate", "tests/data/spec/bad", cwd=DATA.parents[2])
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert lines[-1] == "validation failed: 16 errors"
@@ -67,7 +67,7 @@ def test_validate_never_prints_api_keys(tmp_path: Path) -> None:
         llm.read_text().replace("    model: llama3.2:1b\n", "    model: 7\n    apiKey: [sk-secret-123]\n")
     )
     out = kdeps("validate", str(tmp_path / "a"))
-    assert out.returncode == 1 and "apiKey: expected a string" in out.stderr
+    assert out.returncode == 2 and "apiKey: expected a string" in out.stderr
     assert "sk-secret-123" not in out.stderr + out.stdout
 
 

@@ -156,7 +156,8 @@ def test_workflow_file_may_hold_resources_and_yml(tmp_path: Path) -> None:
 
 def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
     (tmp_path / "resources").mkdir()
-    (tmp_path / "workflow.yaml").write_text("kind: Workflow\nmetadata:\n  name: t\n  targetActionId: a\n")
+    (tmp_path / "workflow.yaml").write_text(
+        "apiVersion: kdeps.io/v1\nkind: Workflow\nmetadata:\n  name: t\n  targetActionId: a\n")
     (tmp_path / "resources" / "r.yaml").write_text(
         "metadata:\n  actionId: a\nitems:\n  - &base {model: m, temperature: 0.1}\n"
         "  - <<: *base\n    temperature: 0.9\n"

@@ -23,7 +23,9 @@ def load(path: str) -> Any:
     try:
         return load_project(path)
     except SpecErrors as err:
-        fail("\n".join(str(e) for e in err.errors) + f"\n{len(err.errors)} error(s) found.")
+        from kdeps.cli.validate import describe
+
+        fail("\n".join(describe(e) for e in err.errors) + f"\n{len(err.errors)} error(s) found.")
     except KdepsError as err:
         fail(f"error: {err}")
 

@@ -20,7 +20,11 @@ COMMANDS = {
     "package": ("kdeps.cli.package", "Pack an agent into a .kdeps archive."),
     "build": ("kdeps.cli.build", "Write a Dockerfile and compose file for an agent (and build it)."),
     "migrate": ("kdeps.cli.migrate", "Rewrite a seed-era agent into the current flat layout."),
+    "bundle": ("kdeps.cli.main", "Package or build an agent (KDeps' names: bundle package, bundle build)."),
 }
+
+# `kdeps bundle SUB` is KDeps' spelling of `kdeps SUB`; both stay.
+BUNDLE_COMMANDS = ("package", "build")
 
 
 class LazyGroup(click.Group):
@@ -28,6 +32,8 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "bundle":
+            return bundle
         if name not in COMMANDS:
             return None
         return importlib.import_module(COMMANDS[name][0]).command
@@ -35,6 +41,25 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+
+class BundleGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(BUNDLE_COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in BUNDLE_COMMANDS:
+            return None
+        return importlib.import_module(COMMANDS[name][0]).command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in BUNDLE_COMMANDS])
+
+
+@click.group(cls=BundleGroup, name="bundle")
+def bundle() -> None:
+    """Package an agent into a .kdeps archive, or build its container image."""
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,10 +1,20 @@
-"""`kdeps new`: a runnable agent scaffold."""
+"""`kdeps new`: a runnable agent scaffold, from one of KDeps' project templates."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import click
+
+DEFAULT_TEMPLATE = "api-service"
+DEFAULT_PORT = 16395
+
+# Templates KDeps ships that need features this implementation does not have.
+UNSUPPORTED_TEMPLATES = {
+    "sql-agent": "sql resources",
+    "agency": "agencies (several agents in one project)",
+}
 
 WORKFLOW = """\
 apiVersion: kdeps.io/v1
@@ -12,78 +22,140 @@ kind: Workflow
 
 metadata:
   name: {name}
-  description: A new kdeps agent
-  version: "0.1.0"
-  targetActionId: responseResource
+  description: {description}
+  version: "{version}"
+  targetActionId: response
 
 settings:
-  apiServerMode: true
   apiServer:
     hostIp: "127.0.0.1"
-    portNum: 3000
+    portNum: {port}
     routes:
       - path: /api/v1/chat
         methods: [POST]
 """
 
 LLM = """\
-apiVersion: kdeps.io/v1
-kind: Resource
+actionId: llm
+name: LLM Chat
 
-metadata:
-  actionId: llmResource
-  name: LLM Chat
+validations:
+  methods: [POST]
+  routes: [/api/v1/chat]
+  check:
+    - get('q') != ''
+  error:
+    code: 400
+    message: "'q' is required"
 
-run:
-  preflightCheck:
-    validations:
-      - get('q') != ''
-    error:
-      code: 400
-      message: Query parameter 'q' is required
-  chat:
-    backend: {backend}
-    model: {model}
-    prompt: "{{{{ get('q') }}}}"
-    scenario:
-      - role: system
-        prompt: You are a helpful assistant. Answer in one sentence.
-    maxTokens: 128
-    timeoutDuration: 60s
+chat:
+  backend: {backend}
+  model: {model}
+  role: user
+  prompt: "{{{{ get('q') }}}}"
+  scenario:
+    - role: system
+      prompt: You are a helpful assistant. Answer in one sentence.
+  maxTokens: 128
+  timeout: 60s
 """
 
 RESPONSE = """\
-apiVersion: kdeps.io/v1
-kind: Resource
+actionId: response
+name: API Response
+requires:
+  - llm
 
-metadata:
-  actionId: responseResource
-  requires:
-    - llmResource
+validations:
+  methods: [POST]
+  routes: [/api/v1/chat]
 
-run:
-  apiResponse:
-    success: true
-    response:
-      answer: get('llmResource')
-      query: get('q')
+apiResponse:
+  success: true
+  response:
+    answer: get('llm')
+    query: get('q')
 """
+
+README = """\
+# {name}
+
+{description}
+
+## Run
+
+```bash
+kdeps run . --once --input q='What is AI?'     # one request, printed as JSON
+kdeps run . --dev                              # serve on http://127.0.0.1:{port}, reload on change
+```
+
+```bash
+curl -X POST http://127.0.0.1:{port}/api/v1/chat \\
+  -H "Content-Type: application/json" -d '{{"q": "Hello!"}}'
+```
+
+Serving on another address than 127.0.0.1 needs an API token: set `KDEPS_API_AUTH_TOKEN` and send
+`Authorization: Bearer <token>`.
+
+## Files
+
+- `workflow.yaml`: the API server, its route, and the resource that answers (`targetActionId`)
+- `resources/llm.yaml`: checks the input and asks the model ({backend} backend, model {model})
+- `resources/response.yaml`: shapes the JSON answer
+
+## Package
+
+```bash
+kdeps bundle package .        # {name}-{version}.kdeps
+kdeps bundle build .          # Dockerfile and compose file
+```
+"""
+
+TEMPLATES: dict[str, dict[str, str]] = {
+    "api-service": {
+        "workflow.yaml": WORKFLOW,
+        "resources/llm.yaml": LLM,
+        "resources/response.yaml": RESPONSE,
+        "README.md": README,
+    },
+}
+
+
+def _template(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    name = value.strip().lower()
+    if name in TEMPLATES:
+        return name
+    available = ", ".join(TEMPLATES)
+    if name in UNSUPPORTED_TEMPLATES:
+        raise click.BadParameter(
+            f"template '{value}' needs {UNSUPPORTED_TEMPLATES[name]}, which this implementation does "
+            f"not support. Available templates: {available}")
+    close = difflib.get_close_matches(name, [*TEMPLATES, *UNSUPPORTED_TEMPLATES], n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise click.BadParameter(f"unknown template '{value}'{hint}. Available templates: {available}")
 
 
 @click.command(name="new")
 @click.argument("name")
+@click.option("--template", "-t", default=DEFAULT_TEMPLATE, show_default=True, callback=_template,
+              help=f"Project template: {', '.join(TEMPLATES)}.")
+@click.option("--force", is_flag=True, help="Write into NAME even if it exists (its files are overwritten).")
 @click.option("--backend", default="gguf", show_default=True,
               help="LLM backend of the scaffold's chat resource (gguf runs the embedded model).")
 @click.option("--model", default=None, help="Model name (default: the backend's usual small model).")
-def command(name: str, backend: str, model: str | None) -> None:
+def command(name: str, template: str, force: bool, backend: str, model: str | None) -> None:
     """Create the folder NAME with a workflow, an LLM resource and a response resource."""
     root = Path(name)
-    if root.exists() and any(root.iterdir()):
-        raise click.ClickException(f"{root} already exists and is not empty")
+    if root.exists() and not root.is_dir():
+        raise click.ClickException(f"{root} exists and is not a folder")
+    if root.is_dir() and any(root.iterdir()) and not force:
+        raise click.ClickException(f"{root} already exists and is not empty (use --force to overwrite)")
     model = model or {"gguf": "smollm2:135m", "ollama": "llama3.2:1b"}.get(backend, "gpt-4o-mini")
-    (root / "resources").mkdir(parents=True, exist_ok=True)
-    (root / "workflow.yaml").write_text(WORKFLOW.format(name=root.name))
-    (root / "resources" / "llm.yaml").write_text(LLM.format(backend=backend, model=model))
-    (root / "resources" / "response.yaml").write_text(RESPONSE)
-    click.echo(f"Created {root}/ — try:\n  kdeps run {root} --once --input q='What is AI?'\n"
-               f"  kdeps run {root}")
+    values = {"name": root.name, "description": "A kdeps agent", "version": "1.0.0",
+              "port": DEFAULT_PORT, "backend": backend, "model": model}
+    for rel, text in TEMPLATES[template].items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text.format(**values), encoding="utf-8")
+    click.echo(f"Created {root}/ from the {template} template — try:\n"
+               f"  kdeps run {root} --once --input q='What is AI?'\n  kdeps run {root}")

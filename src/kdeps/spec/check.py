@@ -70,7 +70,8 @@ def _names(root: Node, file: str, line: int, col: int, action_ids: set[str],
         name = node.args[0]
         if name not in HOST_NAMES and name not in BUILTINS and name not in PREDICATE_BUILTINS:
             close = difflib.get_close_matches(name, [*HOST_NAMES, *BUILTINS], n=1, cutoff=0.6)
-            errors.append(SpecError(f"unknown function '{name}'", file, line, col, close[0] if close else None))
+            suggestion = close[0] if close else None
+            errors.append(SpecError(f"unknown function '{name}'", file, line, col, suggestion))
         elif name == "get" and len(node.args[1]) == 1 and node.args[1][0].kind == "const":
             key = node.args[1][0].args[0]
             if isinstance(key, str) and key not in action_ids:

@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from kdeps.errors import ExprError, SpecError, SpecErrors
 from kdeps.spec.check import check_document
 from kdeps.spec.graph import cycles
+from kdeps.spec.jinja import preprocess, resource_files
 from kdeps.spec.models import (
     PRIMARY_ACTIONS,
     UNSUPPORTED_ACTIONS,
@@ -30,7 +31,7 @@ from kdeps.spec.models import (
 from kdeps.spec.plan import Layout, ResourcePlan, from_flat, from_seed
 from kdeps.spec.yamlio import Document, read_documents
 
-WORKFLOW_FILES = ("workflow.yaml", "workflow.yml")
+WORKFLOW_FILES = ("workflow.yaml", "workflow.yml", "workflow.yaml.j2", "workflow.yml.j2")
 _PRIMARY_KEYS = tuple(to_camel(a) for a in PRIMARY_ACTIONS)
 
 
@@ -59,6 +60,10 @@ def find_workflow_file(path: str | os.PathLike[str]) -> Path:
         for name in WORKFLOW_FILES:
             if (p / name).is_file():
                 return p / name
+        for name, what in (("agency.yaml", "agencies"), ("component.yaml", "components")):
+            if (p / name).is_file():
+                raise SpecErrors([SpecError(f"{what} ({name}) are not supported by this implementation",
+                                            str(p / name))])
         raise SpecErrors([SpecError(f"no workflow.yaml in folder {p}")])
     if not p.exists():
         raise SpecErrors([SpecError(f"no such file or folder: {p}")])
@@ -75,7 +80,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     files = [workflow_file]
     res_dir = root_shown / "resources"
     if res_dir.is_dir():
-        files += sorted(p for p in res_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        files += resource_files(res_dir)
 
     workflow: Workflow | None = None
     workflow_doc: Document | None = None
@@ -89,12 +94,20 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         except (OSError, UnicodeDecodeError) as exc:
             errors.append(SpecError(f"cannot read {shown}: {exc}"))
             continue
+        try:  # Jinja2, author-time only (kdeps.spec.jinja)
+            text = preprocess(text, shown)
+        except SpecError as exc:
+            errors.append(exc)
+            lost_documents = True
+            continue
         in_workflow_file = file == workflow_file
         before = len(errors)
         file_docs = read_documents(text, shown, errors)
         lost_documents |= any(e.message.startswith("YAML") for e in errors[before:])
         for doc in file_docs:
             kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+            if not _check_header(doc, shown, in_workflow_file and workflow_doc is None, errors):
+                continue
             if kind == "Workflow" or (kind is None and in_workflow_file and workflow_doc is None):
                 if not in_workflow_file:
                     line, col = doc.value_mark(("kind",))
@@ -165,6 +178,31 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         layouts={e.layout for e in entries},
         warnings=_warnings(workflow_doc, str(workflow_file), entries) + template_warnings,
     )
+
+
+# ---------------------------------------------------------------- document header (apiVersion, kind)
+
+_KINDS = ("Workflow", "Resource")
+_UNSUPPORTED_KINDS = {"Agency": "agencies", "Component": "components"}
+
+
+def _check_header(doc: Document, file: str, may_be_workflow: bool, errors: list[SpecError]) -> bool:
+    """False (with an error) for a document of an unknown kind; a Workflow without apiVersion is an error."""
+    if not isinstance(doc.data, dict):
+        return True
+    kind = doc.data.get("kind")
+    if isinstance(kind, str) and kind not in _KINDS:
+        line, col = doc.value_mark(("kind",))
+        if kind in _UNSUPPORTED_KINDS:
+            msg = f"kind '{kind}': {_UNSUPPORTED_KINDS[kind]} are not supported by this implementation"
+            errors.append(SpecError(msg, file, line, col))
+        else:
+            msg = f"kind: invalid value '{kind}'; expected one of: {', '.join(_KINDS)}"
+            errors.append(SpecError(msg, file, line, col, _closest(str(kind), _KINDS)))
+        return False
+    if (kind == "Workflow" or (kind is None and may_be_workflow)) and "apiVersion" not in doc.data:
+        errors.append(SpecError("missing required key 'apiVersion'", file, doc.line, doc.col))
+    return True
 
 
 def _serves_web(doc: Document) -> bool:
@@ -495,6 +533,8 @@ def _convert(model: type[BaseModel], err: dict[str, Any], doc: Document, file: s
         expected = ctx.get("expected", "")
         options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
         shown = f"'{got}'" if isinstance(got, str) and len(got) <= 40 else got_name
+        if isinstance(got, int | float) and not isinstance(got, bool):
+            shown = str(got)
         return SpecError(
             f"{where}: invalid value {shown}; expected one of: {', '.join(options)}",
             file,

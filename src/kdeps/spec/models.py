@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     Tag,
     WithJsonSchema,
     model_validator,
@@ -72,6 +74,12 @@ def _one_or_many(value: Any) -> Any:
 
 
 def _method(value: Any) -> Any:
+    if not isinstance(value, str):  # a number must not pass as its text
+        raise PydanticCustomError(
+            "http_method",
+            "invalid HTTP method {value}; expected one of: {allowed}",
+            {"value": value, "allowed": ", ".join(HTTP_METHODS)},
+        )
     if isinstance(value, str):
         upper = value.strip().upper()
         if upper not in HTTP_METHODS:
@@ -158,6 +166,20 @@ Method = Annotated[
         }
     ),
 ]
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise PydanticCustomError("port", "port must be between 1 and 65535, got {value}", {"value": value})
+    return value
+
+
+Port = Annotated[
+    int, AfterValidator(_port), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})
+]
+"""A TCP port, 1-65535."""
+
+Text = Annotated[str, Strict()]
+"""A string that must be written as one: a YAML number or boolean here is a mistake, not text."""
 
 Backend = Annotated[
     str, BeforeValidator(_backend), WithJsonSchema({"type": "string", "enum": list(BACKENDS)})
@@ -268,7 +290,7 @@ class ApiServer(SpecModel):
     """The HTTP API that serves the workflow."""
 
     host_ip: str = Field("127.0.0.1", description="Address to bind.")
-    port_num: int = Field(3000, ge=1, le=65535, description="Port to listen on.")
+    port_num: Port = Field(3000, description="Port to listen on.")
     routes: list[Route] = Field(default_factory=list, description="Routes that run the workflow.")
     cors: Cors = Field(default_factory=_default(Cors))
     trusted_proxies: StrList = Field(
@@ -303,7 +325,7 @@ class WebRoute(SpecModel):
     public_path: str | None = Field(
         None, description="Directory (relative to the workflow) to serve or run in."
     )
-    app_port: int | None = Field(None, ge=1, le=65535, description="Port of the proxied app.")
+    app_port: Port | None = Field(None, description="Port of the proxied app.")
     command: str | None = Field(None, description="Command that starts the proxied app.")
     headers: dict[str, str] = Field(
         default_factory=dict,
@@ -332,9 +354,7 @@ class WebServer(SpecModel):
     """Static files and proxied web apps served next to the API."""
 
     host_ip: str | None = Field(None, description="Address to bind (unset: the API's).")
-    port_num: int | None = Field(
-        None, ge=1, le=65535, description="Port to listen on (unset: share the API's port)."
-    )
+    port_num: Port | None = Field(None, description="Port to listen on (unset: share the API's port).")
     routes: list[WebRoute] = Field(default_factory=list)
     trusted_proxies: StrList = Field(default_factory=list)
     max_body_bytes: ByteSize | None = Field(None, description="Largest request body a web route accepts.")
@@ -520,10 +540,12 @@ class Chat(SpecModel):
     base_url: str | None = Field(None, description="Override the backend's URL.")
     api_key: str | None = Field(None, description="API key or a template; default: the backend's env var.")
     model: str | None = Field(None, description="Model name, e.g. llama3.2:1b, gpt-4o.")
-    prompt: str | None = Field(None, description="The prompt; may use {{ }} templates.")
+    prompt: Text | None = Field(None, description="The prompt; may use {{ }} templates.")
     role: Literal["user", "assistant", "system"] = "user"
     scenario: list[ScenarioItem] = Field(default_factory=list, description="Messages sent before the prompt.")
-    context_length: int | None = Field(None, ge=1)
+    context_length: Literal[4096, 8192, 16384, 32768, 65536, 131072, 262144] | None = Field(
+        None, description="Context window in tokens."
+    )
     temperature: float | None = None
     max_tokens: int | None = Field(None, ge=1)
     top_p: float | None = None
@@ -602,7 +624,7 @@ class HttpClient(SpecModel):
     """Send an HTTP request."""
 
     method: Method = "GET"
-    url: str
+    url: Text
     headers: dict[str, ScalarStr] = Field(default_factory=dict)
     params: dict[str, ScalarStr] = Field(default_factory=dict, description="Query string parameters.")
     data: Any = Field(None, description="Request body; a mapping or list is sent as JSON.")
@@ -618,7 +640,7 @@ class HttpClient(SpecModel):
 class Python(SpecModel):
     """Run a Python script; its stdout (parsed as JSON when it is JSON) is the output."""
 
-    script: str | None = Field(None, description="Inline script; may use {{ }} templates.")
+    script: Text | None = Field(None, description="Inline script; may use {{ }} templates.")
     script_file: str | None = Field(None, description="Path of a .py file, relative to the workflow.")
     args: StrList = Field(default_factory=list)
     env: dict[str, ScalarStr] = Field(default_factory=dict)
@@ -643,6 +665,10 @@ class Exec(SpecModel):
 
 
 def _success(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        raise PydanticCustomError(
+            "success_type", "expected a boolean, got the string '{value}' (write it without quotes)",
+            {"value": value})
     if isinstance(value, bool | str):
         return value
     raise PydanticCustomError("success_type", "must be true, false or an expression")
