@@ -370,3 +370,25 @@ async def test_expression_only_resource_reports_its_status(tmp_path: Path) -> No
         """})
     reply = await run_agent(root, {})
     assert reply.body["response"] == {"setup": {"status": "expressions_executed"}, "x": 1}
+
+
+async def test_seed_run_keys_at_the_top_level_of_a_flat_resource(tmp_path: Path) -> None:
+    root = write(tmp_path, {"response.yaml": """\
+        actionId: response
+        restrictToHttpMethods: [POST]
+        restrictToRoutes: [/api/v1/run]
+        preflightCheck:
+          validations:
+            - get('q') != ''
+          error:
+            code: 418
+            message: need q
+        exprBefore:
+          - set('x', 'before')
+        apiResponse:
+          response:
+            x: get('x')
+        """})
+    assert (await run_agent(root, {"q": "a"})).body["response"] == {"x": "before"}
+    assert (await run_agent(root, {})).status == 418
+    assert (await run_agent(root, {"q": "a"}, method="GET")).body["response"] is None  # restricted

@@ -915,3 +915,16 @@ class FlatResource(SpecModel):
     python: Python | None = None
     exec: Exec | None = None
     api_response: ApiResponse | None = None
+
+    # The seed-era `run:` vocabulary written at the top level (upstream's own tests do): read as
+    # the current layout's equivalents.
+    restrict_to_http_methods: list[Method] = Field(default_factory=list, description="= validations.methods")
+    restrict_to_routes: StrList = Field(default_factory=list, description="= validations.routes")
+    allowed_headers: StrList = Field(default_factory=list, description="= validations.headers")
+    allowed_params: StrList = Field(default_factory=list, description="= validations.params")
+    skip_condition: StrList = Field(default_factory=list, description="= validations.skip")
+    preflight_check: PreflightCheck | None = Field(None, description="= validations.check and error")
+    validation: InputValidation | None = Field(None, description="= validations.required/rules")
+    expr_before: StrList = Field(default_factory=list, description="Expressions run before the action.")
+    expr: StrList = Field(default_factory=list, description="Expressions run after the action.")
+    expr_after: StrList = Field(default_factory=list, description="Expressions run after `expr`.")

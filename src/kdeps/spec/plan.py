@@ -26,6 +26,7 @@ from kdeps.spec.models import (
     OnError,
     Python,
     Resource,
+    Validations,
 )
 
 Layout = Literal["seed-era", "current"]
@@ -196,44 +197,49 @@ def from_seed(resource: Resource, file: Path, line: int) -> ResourcePlan:
 
 
 def from_flat(resource: FlatResource, file: Path, line: int) -> ResourcePlan:
-    """Plan of a current-layout document (top-level `actionId`, `validations`, `before`/`after`)."""
-    v = resource.validations
-    primary = _action_of(resource)
+    """Plan of a current-layout document (top-level `actionId`, `validations`, `before`/`after`;
+    the seed-era `run:` keys are read at the top level too)."""
+    r = resource
+    v = r.validations or Validations.model_construct()
+    primary = _action_of(r)
     check = None
-    validation = None
-    if v is not None:
-        if v.check:
-            code = v.error.code if v.error is not None else 400
-            explicit = v.error is not None and "message" in v.error.model_fields_set
-            message = v.error.message if v.error is not None and explicit else None
-            check = Check(_compiled(list(v.check)), code, message)
-        # `validations.expr` are custom rules: each must hold, else a 422 names it.
-        custom = [*v.custom_rules, *(CustomRule.model_construct(expr=e, message=None) for e in v.expr)]
-        validation = _validation(InputValidation.model_construct(
-            required=list(v.required), properties=dict(v.properties), fields={}, rules=list(v.rules),
-            custom_rules=custom))
+    conditions = [*v.check, *(r.preflight_check.validations if r.preflight_check else [])]
+    if conditions:
+        error = v.error or (r.preflight_check.error if r.preflight_check else None)
+        code = error.code if error is not None else 400
+        explicit = error is not None and "message" in error.model_fields_set
+        check = Check(_compiled(conditions), code, error.message if error is not None and explicit else None)
+    # `validations.expr` are custom rules: each must hold, else a 422 names it.
+    legacy = r.validation or InputValidation.model_construct(
+        required=[], properties={}, fields={}, rules=[], custom_rules=[])
+    custom = [*legacy.custom_rules, *(v.custom_rules or []),
+              *(CustomRule.model_construct(expr=e, message=None) for e in v.expr or [])]
+    validation = _validation(InputValidation.model_construct(
+        required=[*legacy.required, *(v.required or [])],
+        properties={**legacy.properties, **(v.properties or {})}, fields=dict(legacy.fields),
+        rules=[*legacy.rules, *(v.rules or [])], custom_rules=custom))
     return ResourcePlan(
-        action_id=resource.action_id,
-        name=resource.name,
+        action_id=r.action_id,
+        name=r.name,
         layout="current",
         file=file,
         line=line,
-        requires=tuple(resource.requires),
-        items=tuple(resource.items) if isinstance(resource.items, list) else resource.items,
-        methods=frozenset(m.upper() for m in v.methods) if v else frozenset(),
-        routes=tuple(v.routes) if v else (),
-        allowed_headers=tuple(v.headers) if v else (),
-        allowed_params=tuple(v.params) if v else (),
-        skip=_compiled(list(v.skip)) if v else (),
+        requires=tuple(r.requires),
+        items=tuple(r.items) if isinstance(r.items, list) else r.items,
+        methods=frozenset(m.upper() for m in [*(v.methods or []), *r.restrict_to_http_methods]),
+        routes=(*(v.routes or []), *r.restrict_to_routes),
+        allowed_headers=(*(v.headers or []), *r.allowed_headers),
+        allowed_params=(*(v.params or []), *r.allowed_params),
+        skip=_compiled([*(v.skip or []), *r.skip_condition]),
         check=check,
         validation=validation,
-        before=tuple(_step(e) for e in resource.before),
+        before=tuple(_expr_step(s) for s in r.expr_before) + tuple(_step(e) for e in r.before),
         primary=primary,
-        after=tuple(_step(e) for e in resource.after),
-        response=resource.api_response,
-        on_error=resource.on_error,
-        timeout=_timeout(primary, resource.timeout),
-        loop=_loop(resource.loop),
+        after=tuple(_step(e) for e in r.after) + tuple(_expr_step(s) for s in [*r.expr, *r.expr_after]),
+        response=r.api_response,
+        on_error=r.on_error,
+        timeout=_timeout(primary, r.timeout),
+        loop=_loop(r.loop),
     )
 
 
