@@ -20,6 +20,7 @@ COMMANDS = {
     "package": ("kdeps.cli.package", "Pack an agent into a .kdeps archive."),
     "build": ("kdeps.cli.build", "Write a Dockerfile and compose file for an agent (and build it)."),
     "migrate": ("kdeps.cli.migrate", "Rewrite a seed-era agent into the current flat layout."),
+    "export": ("kdeps.cli.export", "Write Kubernetes manifests for an agent (export k8s)."),
 }
 
 
