@@ -25,6 +25,7 @@ MEASUREMENTS = {
     "p5": "bench.p5_branches",
     "p6": "bench.p6_gguf",
     "p7": "bench.p7_ttfb",
+    "sec": "bench.security_cost",
 }
 # Scripts owned by other parts of the project, run as they are and their output kept.
 SCRIPTS = {

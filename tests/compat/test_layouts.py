@@ -353,3 +353,20 @@ def test_bad_expression_is_a_load_error_with_location(tmp_path: Path) -> None:
         """})
     [error] = errors(root)
     assert "response.yaml:4:" in error and "bad expression" in error and "get('q' != ''" in error
+
+
+async def test_expression_only_resource_reports_its_status(tmp_path: Path) -> None:
+    root = write(tmp_path, {"setup.yaml": """\
+        actionId: setup
+        before:
+          - set('x', 1)
+        """, "response.yaml": """\
+        actionId: response
+        requires: [setup]
+        apiResponse:
+          response:
+            setup: get('setup')
+            x: get('x')
+        """})
+    reply = await run_agent(root, {})
+    assert reply.body["response"] == {"setup": {"status": "expressions_executed"}, "x": 1}

@@ -91,3 +91,17 @@ async def test_workflow_and_config_namespaces(tmp_path: Path, monkeypatch: pytes
     reply = await run_agent(root, {})
     assert reply.body["response"] == {"name": "compat", "version": "1.0.0", "by_get": "compat",
                                       "model": "llama3.2:1b", "fallback": "UTC"}
+
+
+async def test_input_function_with_a_type_or_a_default(tmp_path: Path) -> None:
+    root = write(tmp_path, {"response.yaml": """\
+        actionId: response
+        apiResponse:
+          response:
+            fmt: "{{ input('format', 'json') }}"
+            given: "{{ input('operation', 'validate') }}"
+            body: "{{ input('operation', 'body') }}"
+            header: "{{ input('x-mode', 'header') }}"
+        """})
+    reply = await run_agent(root, {"operation": "pretty"}, headers={"X-Mode": "fast"})
+    assert reply.body["response"] == {"fmt": "json", "given": "pretty", "body": "pretty", "header": "fast"}

@@ -230,16 +230,26 @@ class Scope:
         return [_read_text(f.path) for f in matches]
 
     def input(self, name: str, kind: str | None = None) -> Any:
+        """`input(name)`, `input(name, 'param'|'query'|'header'|'body')`; any other second argument is
+        a default, as with get() (upstream examples write `input('format', 'json')`)."""
         req = self.state.request
+        if kind is not None and kind not in _INPUT_KINDS:
+            value = self.input(name)
+            return kind if value is None or value == "" else value
         if name == "body" and kind is None:
             return req.body
         if kind == "header":
             value = self._header(name)
-        elif kind == "body":
+        elif kind in ("body", "data"):
             value = req.body.get(name, MISSING) if isinstance(req.body, Mapping) else MISSING
         else:
             value = self._param(name)
         return None if value is MISSING else value
+
+    def env_var(self, name: str, default: Any = None) -> Any:
+        """`env('NAME')`: an environment variable of the agent (agentSettings.env or the process)."""
+        value = self.state.env.get(str(name))
+        return default if value is None else value
 
     def output(self, resource_id: str) -> Any:
         record = self.state.records.get(resource_id)
@@ -326,7 +336,7 @@ _ACCESSORS = {
     "exec": {"stdout": "stdout", "stderr": "stderr", "exitCode": "exitCode"},
 }
 _PLAIN = ("get", "set", "info", "file", "input", "output", "session")
-_NAMES = frozenset((*_PLAIN, "item", "loop", "request", *_ACCESSORS))
+_NAMES = frozenset((*_PLAIN, "env", "item", "loop", "request", *_ACCESSORS))
 
 
 class HostFunctions(Mapping[str, Any]):
@@ -344,6 +354,8 @@ class HostFunctions(Mapping[str, Any]):
             return getattr(scope, name)
         if name == "request":
             return scope._request_methods()
+        if name == "env":
+            return scope.env_var
         if name == "item":
             return _CallableNamespace(scope.item, {
                 "current": lambda: scope.items.get("current"),
@@ -419,6 +431,7 @@ class ScopeVariables(Mapping[str, Any]):
 
 
 _OBJECTS = ("input", "request", "workflow", "config")
+_INPUT_KINDS = frozenset({"param", "query", "header", "body", "data"})
 _NAMESPACES = ("workflow.", "config.")
 
 

@@ -19,9 +19,11 @@ from datetime import datetime, timedelta
 from functools import cmp_to_key, lru_cache
 from typing import Any
 
+import re2
+
 from kdeps.errors import ExprError
 from kdeps.expr import gotime
-from kdeps.expr.runtime import Frame
+from kdeps.expr.runtime import CHECK_EVERY, Frame, Ticker, active_frame
 from kdeps.expr.values import (
     MAX_ITEMS,
     TextWithFields,
@@ -72,6 +74,7 @@ def _num(fn: str, value: Any) -> int | float:
 def _sized(result: Any) -> Any:
     if len(result) > MAX_ITEMS:
         raise ExprError(f"result too large (limit {MAX_ITEMS} items or characters)")
+    active_frame().charge(len(result))
     return result
 
 
@@ -144,11 +147,18 @@ def b_repeat(s: Any, n: Any) -> str:
         raise ExprError(f"repeat() expects a count >= 0, got {count}")
     if len(s) * count > MAX_ITEMS:
         raise ExprError(f"repeat() result too large (limit {MAX_ITEMS} characters)")
+    active_frame().charge(len(s) * count)
     return s * count
 
 
 def b_join(items: Any, sep: Any = "") -> str:
-    return _sized(_str("join", sep).join(v if type(v) is str else to_text(v) for v in _list("join", items)))
+    tick = Ticker().tick
+
+    def text(v: Any) -> str:
+        tick()
+        return v if type(v) is str else to_text(v)
+
+    return _sized(_str("join", sep).join([text(v) for v in _list("join", items)]))
 
 
 def b_index_of(s: Any, sub: Any) -> int:
@@ -196,19 +206,43 @@ def op_ends_with(a: Any, b: Any) -> bool:
     return _bad_operand("endsWith", a, b)
 
 
+# RE2 (Go's regexp syntax, as KDeps uses) matches in time linear in the text whatever the pattern, so a
+# hostile text or pattern cannot stall the event loop the way a backtracking engine can.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.never_capture = True  # only "does it match" is asked
+
+# what RE2 leaves out, to name it when a pattern fails to compile (only run on that error path)
+_RE2_LACKS = (
+    (re.compile(r"\\[1-9]|\(\?P="), "backreferences (\\1, (?P=name))"),
+    (re.compile(r"\(\?<?[=!]"), "lookahead and lookbehind ((?=...), (?!...), (?<=...), (?<!...))"),
+    (re.compile(r"\(\?>"), "atomic groups ((?>...))"),
+    (re.compile(r"[*+?}]\+"), "possessive quantifiers (a*+, a++)"),
+    (re.compile(r"\(\?\("), "conditionals ((?(1)...))"),
+)
+
+
 @lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
+def compile_regex(pattern: str) -> Any:
+    """`pattern` compiled by RE2 (linear-time matching); ExprError saying what is wrong otherwise."""
     try:
-        return re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise ExprError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except Exception as exc:
+        for probe, feature in _RE2_LACKS:
+            if probe.search(pattern):
+                raise ExprError(f"invalid regular expression {pattern!r}: {feature} are not supported "
+                                "(patterns use RE2 syntax, which matches in linear time)") from None
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ExprError(f"invalid regular expression {pattern!r}: {reason}") from None
 
 
 def op_matches(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return False
     if isinstance(a, str) and isinstance(b, str):
-        return _regex(b).search(a) is not None
+        return compile_regex(b).search(a) is not None
     return _bad_operand("matches", a, b)
 
 
@@ -306,7 +340,9 @@ def b_bool(x: Any) -> bool:
 
 def _numbers(fn: str, args: tuple[Any, ...], depth: int = 0) -> list[Any]:
     out: list[Any] = []
+    tick = Ticker().tick
     for arg in args:
+        tick()
         if isinstance(arg, list | tuple):
             if depth > 50:
                 raise ExprError(f"{fn}(): arrays nested too deeply")
@@ -326,7 +362,9 @@ def _min_max(fn: str, args: tuple[Any, ...], pick_max: bool) -> Any:
         else:
             values.append(arg)
     best: Any = None
+    tick = Ticker().tick
     for value in values:
+        tick()
         if isinstance(value, list | tuple):
             value = _min_max(fn, tuple(value), pick_max)
             if value is None:
@@ -482,18 +520,28 @@ def b_uniq(items: Any) -> list[Any]:
     seen: set[Any] = set()
     others: list[Any] = []
     out: list[Any] = []
+    tick = Ticker().tick
     for value in _list("uniq", items):
+        tick()
         key = _key(value)
         if key is not None:
             if key in seen:
                 continue
             seen.add(key)
         else:
-            if any(equal(value, o) for o in others):
+            if _seen_before(value, others, tick):
                 continue
             others.append(value)
         out.append(value)
     return out
+
+
+def _seen_before(value: Any, others: list[Any], tick: Any) -> bool:
+    for other in others:
+        tick()
+        if equal(value, other):
+            return True
+    return False
 
 
 def b_concat(*lists: Any) -> list[Any]:
@@ -509,10 +557,13 @@ def b_concat(*lists: Any) -> list[Any]:
 def b_flatten(items: Any) -> list[Any]:
     out: list[Any] = []
 
+    tick = Ticker().tick
+
     def walk(seq: Any, depth: int) -> None:
         if depth > 50:
             raise ExprError("flatten(): arrays nested too deeply")
         for value in seq:
+            tick()
             if isinstance(value, list | tuple):
                 walk(value, depth + 1)
             else:
@@ -531,17 +582,36 @@ def _order(fn: str, order: Any) -> bool:
     raise ExprError(f"{fn}() order must be 'asc' or 'desc', got {to_text(order)}")
 
 
+MAX_SORT = 100_000  # items one sort may order: more cannot fit in the evaluation budget anyway
+
+
 def _sorted(fn: str, values: list[Any], keys: list[Any], reverse: bool) -> list[Any]:
+    if len(keys) > MAX_SORT:
+        raise ExprError(f"{fn}() of {len(keys)} items is over the limit of {MAX_SORT}")
+    tick = Ticker().tick
+    numbers = strings = True
+    for key in keys:
+        tick()
+        if type(key) is str:
+            numbers = False
+        elif is_number(key):
+            strings = False
+        elif key is None or not isinstance(key, datetime | timedelta):
+            raise ExprError(f"{fn}(): cannot sort values of type {type_name(key)}")
+        else:
+            numbers = strings = False
+    if numbers or strings:  # one kind: Python's own order is `less`, and its sort runs in C
+        order = sorted(range(len(keys)), key=keys.__getitem__, reverse=reverse)
+        return [values[i] for i in order]
+
     def cmp(a: tuple[int, Any], b: tuple[int, Any]) -> int:
+        tick()
         if less(a[1], b[1]):
             return -1
         return 1 if less(b[1], a[1]) else 0
 
-    for key in keys:
-        if key is None or not (is_number(key) or isinstance(key, str | datetime | timedelta)):
-            raise ExprError(f"{fn}(): cannot sort values of type {type_name(key)}")
-    order = sorted(enumerate(keys), key=cmp_to_key(cmp), reverse=reverse)
-    return [values[i] for i, _ in order]
+    ordered = sorted(enumerate(keys), key=cmp_to_key(cmp), reverse=reverse)
+    return [values[i] for i, _ in ordered]
 
 
 def b_sort(items: Any, order: Any = None) -> list[Any]:
@@ -649,8 +719,8 @@ def _iterate(fn: str, frame: Frame, items: Any, pred: Predicate) -> Any:
     frame.start_loop()
     try:
         for index, item in enumerate(seq):
-            if not index & 255:
-                frame.check_time()
+            if not index % CHECK_EVERY:
+                frame.charge(CHECK_EVERY)
             frame.ptr, frame.idx = item, index
             yield index, item, pred(frame)
     finally:
@@ -689,7 +759,9 @@ def p_one(frame: Frame, items: Any, pred: Predicate) -> bool:
 
 def p_count(frame: Frame, items: Any, pred: Predicate | None = None) -> int:
     if pred is None:
-        return sum(1 for v in _list("count", items) if v is True)
+        seq = _list("count", items)
+        frame.charge(len(seq))
+        return sum(1 for v in seq if v is True)
     return sum(1 for _, _, ok in _iterate("count", frame, items, pred) if _truth("count", ok))
 
 
@@ -699,7 +771,9 @@ def p_sum(frame: Frame, items: Any, pred: Predicate | None = None) -> int | floa
     else:
         values = [v for _, _, v in _iterate("sum", frame, items, pred)]
     total: int | float = 0
-    for value in values:
+    for index, value in enumerate(values):
+        if not index % CHECK_EVERY:
+            frame.check_time()
         if not is_number(value):
             raise ExprError(f"invalid argument for sum (type {type_name(value)})")
         total += value
@@ -767,14 +841,19 @@ def p_reduce(frame: Frame, items: Any, pred: Predicate, initial: Any = _NO_INIT)
     frame.start_loop()
     try:
         for index in range(start, len(seq)):
-            if not index & 255:
-                frame.check_time()
+            if not index % CHECK_EVERY:
+                frame.charge(CHECK_EVERY)
             frame.ptr, frame.idx = seq[index], index
             frame.acc = pred(frame)
         return frame.acc
     finally:
         frame.ptr, frame.idx, frame.acc = saved
 
+
+# Builtins that charge the running evaluation's budget through `active_frame()` (not a frame
+# argument): a program that calls none of them (nor `..`) skips registering its frame.
+BUDGETED = frozenset({"split", "splitAfter", "repeat", "join", "max", "min", "mean", "median", "uniq",
+                      "concat", "flatten", "sort", "sortBy"})
 
 PREDICATE_BUILTINS: dict[str, Callable[..., Any]] = {
     "filter": p_filter, "map": p_map, "all": p_all, "any": p_any, "none": p_none, "one": p_one,

@@ -17,6 +17,7 @@ from kdeps.errors import ExprError, KdepsError
 from kdeps.expr import values as V
 from kdeps.expr.builtins import (
     ARITY,
+    BUDGETED,
     BUILTINS,
     PREDICATE_BUILTINS,
     op_contains,
@@ -27,7 +28,7 @@ from kdeps.expr.builtins import (
 )
 from kdeps.expr.gotime import format_time
 from kdeps.expr.parser import Node, parse
-from kdeps.expr.runtime import Env, Frame
+from kdeps.expr.runtime import ACTIVE, Env, Frame, active_frame
 
 Fn = Callable[[Frame], Any]
 
@@ -45,16 +46,19 @@ def _at(exc: ExprError, pos: int) -> ExprError:
 class Program:
     """A compiled expression. `run(env)` evaluates it; errors are ExprError with source and position."""
 
-    __slots__ = ("_fn", "kind", "source")
+    __slots__ = ("_fn", "budgeted", "kind", "source")
 
-    def __init__(self, source: str, fn: Fn, kind: str) -> None:
+    def __init__(self, source: str, fn: Fn, kind: str, budgeted: bool = True) -> None:
         self.source = source
         self._fn = fn
         self.kind = kind  # kind of the root AST node ("call", "binary", "seq", ...)
+        self.budgeted = budgeted  # calls a builtin that charges the active frame (see BUDGETED)
 
     def run(self, env: Env) -> Any:
+        frame = Frame(env)
+        token = ACTIVE.set(frame) if self.budgeted else None
         try:
-            return self._fn(Frame(env))
+            return self._fn(frame)
         except ExprError as exc:
             if not exc.source:
                 exc.source = self.source
@@ -67,6 +71,9 @@ class Program:
             raise ExprError("expression ran out of memory", self.source) from None
         except Exception as exc:  # a bug or an odd host value: still a clean, typed error
             raise ExprError(f"evaluation failed: {exc}", self.source) from None
+        finally:
+            if token is not None:
+                ACTIVE.reset(token)
 
     def __repr__(self) -> str:
         return f"Program({self.source!r})"
@@ -88,7 +95,22 @@ def _compile_cached(source: str) -> Program:
         if not exc.source:
             exc.source = source
         raise
-    return Program(source, fn, root.kind)
+    return Program(source, fn, root.kind, _budgeted(root))
+
+
+def _budgeted(node: Node) -> bool:
+    """True when the tree calls a BUDGETED builtin or builds a range (`a..b`)."""
+    stack: list[Any] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Node):
+            if (item.kind == "call" and item.args[0] in BUDGETED) or (
+                    item.kind == "binary" and item.args[0] == ".."):
+                return True
+            stack.extend(item.args)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 def evaluate(source: str, env: Env) -> Any:
@@ -244,9 +266,16 @@ def _unary(node: Node, scope: frozenset[str]) -> Fn:
     return run_plus
 
 
+def _range(a: Any, b: Any) -> list[int]:
+    """`a..b`, counted against the evaluation's budget."""
+    if type(a) is int and type(b) is int and 0 < b - a + 1 <= V.MAX_ITEMS:
+        active_frame().charge(b - a + 1)  # before building it
+    return V.make_range(a, b)
+
+
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "+": V.add, "-": V.sub, "*": V.mul, "/": V.div, "%": V.mod, "**": V.power, "^": V.power,
-    "..": V.make_range, "in": op_in, "contains": op_contains, "startsWith": op_starts_with,
+    "..": _range, "in": op_in, "contains": op_contains, "startsWith": op_starts_with,
     "endsWith": op_ends_with, "matches": op_matches,
 }
 

@@ -1,16 +1,28 @@
-"""The evaluation environment supplied by the engine, and the per-run frame."""
+"""The evaluation environment supplied by the engine, the per-run frame, and the budget of one run.
+
+Evaluation is synchronous and runs on the event loop, so one evaluation must not hold the loop for
+long: every loop (predicates, reduce, sort, uniq, flatten, ...) checks the clock at least every
+CHECK_EVERY steps, and the whole evaluation gets MAX_SECONDS of CPU; what it builds is counted in cells
+(list items and characters), at most MAX_CELLS per evaluation."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from kdeps.errors import ExprError
 
-MAX_SECONDS = 2.0  # wall-clock budget of one evaluation that iterates (predicates)
+MAX_SECONDS = 0.05  # CPU budget of one evaluation: about the longest it may hold the event loop
+MAX_CELLS = 10_000_000  # list items plus characters one evaluation may build in loops and ranges
+CHECK_EVERY = 64  # loop steps between two looks at the clock (a power of two)
 
 _EMPTY: Mapping[str, Any] = {}
+
+# CPU time of this thread: what an evaluation costs the event loop, and unlike wall time not inflated
+# when other processes share the cores (a budget that trips under load would fail good expressions)
+_clock = time.thread_time
 
 
 class Env:
@@ -37,9 +49,9 @@ class Env:
 
 
 class Frame:
-    """Mutable state of one run: the environment, `let` bindings and the predicate pointer."""
+    """Mutable state of one run: the environment, `let` bindings, the predicate pointer, the budget."""
 
-    __slots__ = ("acc", "deadline", "funcs", "idx", "locals", "ptr", "vars")
+    __slots__ = ("acc", "cells", "deadline", "funcs", "idx", "locals", "ptr", "vars")
 
     def __init__(self, env: Env) -> None:
         self.funcs = env.functions
@@ -48,12 +60,50 @@ class Frame:
         self.ptr: Any = None
         self.idx = 0
         self.acc: Any = None
-        self.deadline = 0.0
+        self.deadline = 0.0  # set by the first loop: most evaluations never loop and never read the clock
+        self.cells = 0
 
     def start_loop(self) -> None:
         if not self.deadline:
-            self.deadline = time.monotonic() + MAX_SECONDS
+            self.deadline = _clock() + MAX_SECONDS
 
     def check_time(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise ExprError(f"expression took too long (limit {MAX_SECONDS:g}s)")
+        if not self.deadline:
+            self.deadline = _clock() + MAX_SECONDS
+        elif _clock() > self.deadline:
+            raise ExprError(f"expression took too long (limit {MAX_SECONDS * 1000:g} ms of work per "
+                            "evaluation)")
+
+    def charge(self, cells: int) -> None:
+        """Count `cells` built (items, characters); over MAX_CELLS is an error. Also looks at the clock."""
+        self.cells += cells
+        if self.cells > MAX_CELLS:
+            raise ExprError(f"expression built too much data (limit {MAX_CELLS} items and characters "
+                            "per evaluation)")
+        self.check_time()
+
+
+ACTIVE: ContextVar[Frame | None] = ContextVar("kdeps_expr_frame", default=None)
+"""The frame of the evaluation running in this thread or task (`Program.run` sets it)."""
+
+
+def active_frame() -> Frame:
+    """The frame of the evaluation running now (a fresh one when a builtin is called directly)."""
+    frame = ACTIVE.get()
+    return frame if frame is not None else Frame(Env())
+
+
+class Ticker:
+    """Counts steps of one builtin's inner loop and checks the evaluation's clock every CHECK_EVERY."""
+
+    __slots__ = ("frame", "steps")
+
+    def __init__(self) -> None:
+        self.frame = active_frame()
+        self.frame.check_time()
+        self.steps = 0
+
+    def tick(self) -> None:
+        self.steps += 1
+        if not self.steps % CHECK_EVERY:
+            self.frame.check_time()

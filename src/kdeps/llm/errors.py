@@ -1,17 +1,42 @@
 """Typed LLM errors. Each carries the backend, the HTTP status (0 when none) and the provider's own
-message, and never the API key."""
+message, and never the API key.
+
+`message` (and `str()`) is what an HTTP client may see: any URL or address in it becomes "the upstream", so an
+internal base URL (an Ollama host, a gateway) never reaches clients. `detail` keeps the text as written,
+with the (already redacted) URL, and is logged once, when the error is made."""
 
 from __future__ import annotations
 
+import logging
+import re
+
 from kdeps.errors import KdepsError
+
+log = logging.getLogger("kdeps.llm")
+
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]]*[^\s'\"<>()\[\].,;:!?]")
+_HOST = re.compile(r"\bhost [A-Za-z0-9.\-\[\]:]*:\d+")  # aiohttp: "Cannot connect to host h:port"
+
+_ADDRESS = re.compile(r" ?\('[0-9A-Fa-f.:]+', \d+\)")  # asyncio: "Connect call failed ('10.0.0.5', 11434)"
+
+
+def hide_urls(text: str) -> str:
+    """`text` with URLs (and aiohttp's "host NAME:PORT") replaced by "the upstream"."""
+    if "://" not in text and "host " not in text and "('" not in text:
+        return text
+    return _ADDRESS.sub("", _HOST.sub("the upstream", _URL.sub("the upstream", text)))
 
 
 class LLMError(KdepsError):
     retryable = False
 
     def __init__(self, backend: str, message: str, status: int = 0, retry_after: float | None = None) -> None:
-        self.backend, self.message, self.status, self.retry_after = backend, message, status, retry_after
+        self.backend, self.status, self.retry_after = backend, status, retry_after
+        self.detail = message
+        self.message = hide_urls(message)
         super().__init__(str(self))
+        if self.message != message:
+            log.warning("%s%s: %s", backend, f" HTTP {status}" if status else "", message)
 
     def __str__(self) -> str:
         status = f" HTTP {self.status}" if self.status else ""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Mount
 
 from kdeps.engine.request import RequestData, ResponseData
@@ -29,6 +29,7 @@ from kdeps.server.incoming import (
     BodyTooLarge,
     HTTPError,
     client_ip,
+    is_trusted,
     parse_body,
     parse_networks,
     query_dict,
@@ -47,7 +48,7 @@ from kdeps.server.streaming import (
     sse,
     wants_event_stream,
 )
-from kdeps.session import SessionStore, create_store
+from kdeps.session import SessionStore, SessionTooLarge, create_store
 
 SESSION_COOKIE = "kdeps_session"
 SESSION_HEADER = "x-session-id"
@@ -124,20 +125,16 @@ class KdepsASGI:
         common["x-request-id"] = request_id
         sender = ResponseSender(send, common, head=method == "HEAD")
 
-        if self.in_flight >= self.max_concurrency:
-            reply = _Reply.error(503, "server is at its concurrent request limit; retry shortly",
-                                 {"retry-after": "1"})
-        else:
-            self.in_flight += 1
-            try:
-                reply = await self._handle(scope, receive, headers, request_id, ip, sender)
-            except HTTPError as exc:
-                reply = _Reply.error(exc.status, exc.message, exc.headers)
-            except Exception:
-                error_log.exception("request %s failed unexpectedly", request_id)
-                reply = _Reply.error(500, "internal server error", requestId=request_id)
-            finally:
-                self.in_flight -= 1
+        try:
+            reply = await self._handle(scope, receive, headers, request_id, ip, sender)
+        except HTTPError as exc:
+            reply = _Reply.error(exc.status, exc.message, exc.headers)
+        except ClientDisconnect:
+            reply = _Reply(499, b"")  # gone before its request was complete: nothing to answer
+            reply.sent = sender.left = True
+        except Exception:
+            error_log.exception("request %s failed unexpectedly", request_id)
+            reply = _Reply.error(500, "internal server error", requestId=request_id)
 
         if sender.started:
             await sender.finish()  # a streamed reply: whatever happened, end the body cleanly
@@ -200,11 +197,15 @@ class KdepsASGI:
         request = Request(scope, _limited(receive, self.max_body))
         ctype = headers.get("content-type", "")
         files, upload_dir = [], None
+        admitted = False
         try:
             if ctype.lower().startswith("multipart/form-data"):
                 body, files, upload_dir = await read_multipart(request, self.max_body)
             else:
                 body = parse_body(await request.body(), ctype)
+            # the request is complete only now: a client that stalls its body never holds a slot
+            self.admit()
+            admitted = True
             data = RequestData(
                 method="GET" if method == "HEAD" else method, path=path, route=route.path,
                 query=query_dict(scope.get("query_string", b"")),
@@ -221,8 +222,17 @@ class KdepsASGI:
             reply.route = route.path
             return reply
         finally:
+            if admitted:
+                self.in_flight -= 1
             if upload_dir:
                 shutil.rmtree(upload_dir, ignore_errors=True)
+
+    def admit(self) -> None:
+        """Take a concurrency slot (the caller gives it back with `in_flight -= 1`), or refuse with 503."""
+        if self.in_flight >= self.max_concurrency:
+            raise HTTPError(503, "server is at its concurrent request limit; retry shortly",
+                            {"retry-after": "1"})
+        self.in_flight += 1
 
     def check_length(self, headers: dict[str, str]) -> None:
         """Refuse a declared Content-Length that is malformed or over the body limit."""
@@ -277,30 +287,44 @@ class KdepsASGI:
         reply.session_changed = bool(response.session_changed)
         return reply
 
-    async def save_session(self, session_id: str, data: RequestData) -> bool:
-        """Persist the request's session; False (logged) when the store fails."""
+    async def save_session(self, session_id: str, data: RequestData) -> HTTPError | None:
+        """Persist the request's session; the error to answer with when that fails (store failures logged)."""
         try:
             await self.store.save(session_id, data.session, self.settings.session.ttl)
+        except SessionTooLarge as exc:
+            return HTTPError(413, str(exc))
         except Exception:
             error_log.exception("session store failed to save a session")
-            return False
-        return True
+            return HTTPError(503, "session store is unavailable", {"retry-after": "1"})
+        return None
 
     def session_headers(self, session_id: str, scope: Scope, *, cookie: bool) -> dict[str, str]:
         """`X-Session-Id`, plus the session cookie when `cookie`."""
         out = {"x-session-id": session_id}
         if cookie:
-            secure = "; Secure" if scope.get("scheme") == "https" else ""
+            secure = "; Secure" if self.came_over_tls(scope) else ""
             max_age = int(self.settings.session.ttl)
             out["set-cookie"] = (f"{SESSION_COOKIE}={session_id}; Path=/; Max-Age={max_age}; "
                                  f"HttpOnly; SameSite=Lax{secure}")
         return out
 
+    def came_over_tls(self, scope: Scope) -> bool:
+        """True when the request reached us over TLS, or a trusted proxy says (X-Forwarded-Proto, its
+        own, last value) that it reached the proxy over TLS."""
+        if scope.get("scheme") == "https":
+            return True
+        peer = scope["client"][0] if scope.get("client") else ""
+        if not self.trusted or not is_trusted(peer, self.trusted):
+            return False
+        proto = [v for k, v in scope["headers"] if k.lower() == b"x-forwarded-proto"]
+        return bool(proto) and proto[-1].split(b",")[-1].strip().lower() == b"https"
+
     async def _finish_session(self, reply: _Reply, data: RequestData, session_id: str, is_new: bool,
                               scope: Scope) -> _Reply:
         changed = reply.session_changed
-        if changed and not await self.save_session(session_id, data):
-            return _Reply.error(503, "session store is unavailable", {"retry-after": "1"})
+        failed = await self.save_session(session_id, data) if changed else None
+        if failed is not None:
+            return _Reply.error(failed.status, failed.message, failed.headers)
         if changed or not is_new:
             reply.headers.update(self.session_headers(session_id, scope, cookie=changed))
         return reply
@@ -342,8 +366,9 @@ class KdepsASGI:
             await sender.write(sse(response.body, "result"))
             return reply
         status, body = reply.status, response.body
-        if reply.session_changed and not await self.save_session(session_id, data):
-            status, body = 503, error_body("session store is unavailable")
+        failed = await self.save_session(session_id, data) if reply.session_changed else None
+        if failed is not None:
+            status, body = failed.status, error_body(failed.message)
         if status >= 400:
             if isinstance(body, dict) and "status" not in body:
                 body = {**body, "status": status}

@@ -1,4 +1,7 @@
-"""CORS exactly as the workflow's `cors` block says: preflight answers and headers on actual responses."""
+"""CORS as the workflow's `cors` block says: preflight answers and headers on actual responses.
+
+`allowOrigins: ["*"]` answers a literal `*` and never `Allow-Credentials` (whatever `allowCredentials`
+says); credentials are allowed only for origins listed by name."""
 
 from __future__ import annotations
 
@@ -21,13 +24,12 @@ class Cors:
         return self.any_origin or origin.rstrip("/") in self.origins
 
     def _origin_headers(self, origin: str) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if self.any_origin and not self.settings.allow_credentials:
-            headers["access-control-allow-origin"] = "*"
-        else:
-            # browsers refuse '*' together with credentials, so echo the origin instead
-            headers["access-control-allow-origin"] = origin
-            headers["vary"] = "Origin"
+        # `*` means any site may read responses, so never with credentials: echoing an arbitrary Origin
+        # with Allow-Credentials would let every site read a logged-in user's answers. Credentials go
+        # only to origins listed by name.
+        if self.any_origin:
+            return {"access-control-allow-origin": "*"}
+        headers = {"access-control-allow-origin": origin, "vary": "Origin"}
         if self.settings.allow_credentials:
             headers["access-control-allow-credentials"] = "true"
         return headers

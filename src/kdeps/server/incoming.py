@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import mimetypes
 import os
 import shutil
@@ -20,6 +19,7 @@ from starlette.requests import Request
 
 from kdeps.engine.request import UploadedFile
 from kdeps.errors import KdepsError
+from kdeps.server.limits import JSONTooDeep, loads_json
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -49,7 +49,8 @@ def parse_networks(entries: list[str]) -> list[Network]:
     return networks
 
 
-def _trusted(address: str, networks: list[Network]) -> bool:
+def is_trusted(address: str, networks: list[Network]) -> bool:
+    """True when `address` is in one of the trusted proxy networks."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -60,7 +61,7 @@ def _trusted(address: str, networks: list[Network]) -> bool:
 def client_ip(peer: str, forwarded_for: str | None, trusted: list[Network]) -> str:
     """The client's address. X-Forwarded-For counts only when the peer is a trusted proxy; it is read
     right to left and the first address that is not itself a trusted proxy is the client."""
-    if not forwarded_for or not trusted or not _trusted(peer, trusted):
+    if not forwarded_for or not trusted or not is_trusted(peer, trusted):
         return peer
     nearest = peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
@@ -68,7 +69,7 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: list[Network]) -> s
             ipaddress.ip_address(hop)
         except ValueError:
             return nearest  # garbage in the header: stop at the last address we can vouch for
-        if not _trusted(hop, trusted):
+        if not is_trusted(hop, trusted):
             return hop
         nearest = hop
     return nearest
@@ -115,7 +116,9 @@ def parse_body(raw: bytes, content_type: str) -> Any:
     if is_json_type or (stripped[:1] in ("{", "[") and ctype in ("", "application/x-www-form-urlencoded",
                                                                   "text/plain")):
         try:
-            return json.loads(text)
+            return loads_json(text)
+        except JSONTooDeep as exc:
+            raise HTTPError(400, f"request body rejected: {exc}") from None
         except ValueError as exc:
             if is_json_type:
                 raise HTTPError(400, f"malformed JSON body: {exc}") from None

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.llm.conversation import Conversation
 from kdeps.server.incoming import HTTPError
+from kdeps.server.limits import JSONTooDeep, loads_json
 from kdeps.server.streaming import KEEPALIVE, SSE_HEADERS, EngineRun, ResponseSender, json_bytes, sse
 
 if TYPE_CHECKING:
@@ -189,7 +190,9 @@ def _models(core: KdepsASGI, path: str) -> dict[str, Any]:
 
 def _parse(raw: bytes, model_name: str) -> dict[str, Any]:
     try:
-        payload = json.loads(raw) if raw else None
+        payload = loads_json(raw) if raw else None
+    except JSONTooDeep as exc:
+        raise _Refused(400, f"the JSON body is nested too deeply: {exc}") from None
     except ValueError as exc:
         raise _Refused(400, f"We could not parse the JSON body of your request: {exc}") from None
     if not isinstance(payload, dict):
@@ -246,6 +249,15 @@ async def _chat(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[s
     question = last_user_text(payload["messages"])
     if question is None:
         raise _Refused(400, "'messages' has no message with role 'user'", "invalid_value", "messages")
+    core.admit()  # only a complete request holds a concurrency slot
+    try:
+        return await _answer(core, payload, question, scope, receive, headers, request_id, ip, sender)
+    finally:
+        core.in_flight -= 1
+
+
+async def _answer(core: KdepsASGI, payload: dict[str, Any], question: str, scope: Scope, receive: Receive,
+                  headers: dict[str, str], request_id: str, ip: str, sender: ResponseSender) -> Outcome:
     data = RequestData(method="POST", path=CHAT, route=core.openai_route or CHAT, query={},
                        body={**payload, "q": question}, headers=headers, client_ip=ip, request_id=request_id,
                        conversation=Conversation.from_openai(payload))
@@ -284,10 +296,11 @@ async def _session(core: KdepsASGI, response: ResponseData, data: RequestData, s
                    session_id: str, is_new: bool) -> dict[str, str]:
     """Persist a changed session; the session headers to send. A store failure becomes a 503 response."""
     changed = bool(response.session_changed)
-    if changed and not await core.save_session(session_id, data):
-        response.status, response.body = 503, {"success": False, "error": {
-            "message": "session store is unavailable"}}
-        return {"retry-after": "1"}
+    failed = await core.save_session(session_id, data) if changed else None
+    if failed is not None:
+        response.status, response.body = failed.status, {"success": False, "error": {
+            "message": failed.message}}
+        return failed.headers
     return core.session_headers(session_id, scope, cookie=changed) if changed or not is_new else {}
 
 

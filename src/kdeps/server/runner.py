@@ -76,6 +76,14 @@ def app_from_env() -> Starlette:
     return app
 
 
+def http_protocol() -> Any:
+    """The HTTP protocol `kdeps run` serves with: uvicorn's httptools protocol with the head and body
+    guards of kdeps.server.limits (uvicorn's choice when httptools is missing)."""
+    from kdeps.server import limits
+
+    return getattr(limits, "GuardedHttpToolsProtocol", "auto")
+
+
 def _announce(host: str, port: int, settings: ServerSettings) -> None:
     lines = [f"Starting API server on {host}:{port}"]
     for route in settings.routes:
@@ -126,6 +134,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         "host": host, "port": port, "proxy_headers": False, "server_header": False, "access_log": False,
         "log_config": None, "log_level": "warning" if log_level != "debug" else "debug",
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS, "lifespan": "on",
+        "http": http_protocol(),
     }
     if workers <= 1 and not dev:
         config = uvicorn.Config(app, **common)

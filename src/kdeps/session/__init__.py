@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdeps.errors import KdepsError
-from kdeps.session.base import SessionStore
+from kdeps.session.base import SessionStore, SessionTooLarge
 from kdeps.session.memory import MemoryStore
 from kdeps.session.sqlite import SQLiteStore
 
 DEFAULT_SQLITE_PATH = ".kdeps/sessions.db"
 
-__all__ = ["DEFAULT_SQLITE_PATH", "MemoryStore", "SQLiteStore", "SessionStore", "create_store"]
+__all__ = ["DEFAULT_SQLITE_PATH", "MemoryStore", "SQLiteStore", "SessionStore", "SessionTooLarge",
+           "create_store"]
 
 
 def create_store(kind: str = "sqlite", *, path: str | None = None, url: str | None = None,

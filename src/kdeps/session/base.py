@@ -5,6 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, runtime_checkable
 
+from kdeps.errors import KdepsError
+
+MAX_SESSION_BYTES = 1024 * 1024  # one session, serialised
+
+
+class SessionTooLarge(KdepsError):
+    """The workflow tried to store more session data than one session may hold."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"session data is too large ({size} bytes, limit {limit})")
+
 
 @runtime_checkable
 class SessionStore(Protocol):
@@ -31,9 +42,13 @@ class SessionStore(Protocol):
         ...
 
 
-def dumps(data: dict[str, Any]) -> str:
-    """Serialise session data; values JSON cannot hold are stored as their string form."""
-    return json.dumps(data, default=str, separators=(",", ":"), ensure_ascii=False)
+def dumps(data: dict[str, Any], limit: int = MAX_SESSION_BYTES) -> str:
+    """Serialise session data; values JSON cannot hold are stored as their string form. More than
+    `limit` bytes (counted as characters; UTF-8 can only be longer) is SessionTooLarge."""
+    text = json.dumps(data, default=str, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > limit:
+        raise SessionTooLarge(len(text), limit)
+    return text
 
 
 def loads(text: str | bytes) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ sqlite3 is blocking, so every call runs on one dedicated thread that owns the co
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,20 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 
+def _private_file(path: Path) -> None:
+    """Make sure the database file exists readable by its owner only (sessions hold user data); a folder
+    we create for it is 0700. SQLite gives its -wal and -shm files the database file's mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = os.fstat(fd).st_mode & 0o777
+        if mode & 0o077:
+            os.fchmod(fd, mode & 0o700)
+    finally:
+        os.close(fd)
+
+
 class SQLiteStore:
     """Sessions in a SQLite file (WAL mode). Expiry uses wall-clock time so it survives restarts."""
 
@@ -34,7 +49,7 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(self.path)
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
 from kdeps.errors import ExprError, SpecError, SpecErrors
+from kdeps.spec.check import check_document
 from kdeps.spec.graph import cycles
 from kdeps.spec.models import (
     PRIMARY_ACTIONS,
@@ -134,6 +135,10 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         else:
             by_id[aid] = entry
     _check_references(by_id, errors, check_names=not lost_documents)
+    template_warnings: list[SpecError] = []
+    for entry in by_id.values():
+        if entry.plan is not None:
+            check_document(entry.doc, str(entry.file), entry.actions, set(by_id), errors, template_warnings)
     components = root_shown / "components"
     if components.is_dir():
         msg = "components (the components/ folder) are not supported by this implementation"
@@ -158,7 +163,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         resources=resources,
         locations={aid: (e.file.resolve(), e.doc.line) for aid, e in by_id.items()},
         layouts={e.layout for e in entries},
-        warnings=_warnings(workflow_doc, str(workflow_file), entries),
+        warnings=_warnings(workflow_doc, str(workflow_file), entries) + template_warnings,
     )
 
 
