@@ -305,3 +305,18 @@ def test_workflow_network_policy_setting(tmp_path: Path) -> None:
     root = write_agent(tmp_path / "a", settings={"agentSettings": {"networkPolicy": True}})
     assert by_kind(export(root).manifests, "NetworkPolicy")
     assert not by_kind(export(root, network_policy=False).manifests, "NetworkPolicy")
+
+
+def test_session_url_from_the_environment_replaces_a_redis_url(tmp_path: Path, monkeypatch) -> None:
+    """What the ConfigMap's KDEPS_SESSION_URL does at start-up: the in-cluster Redis replaces the
+    localhost URL of workflow.yaml; other stores are left alone."""
+    from kdeps.server.config import settings_from_project
+
+    redis = load_project(write_agent(tmp_path / "r", settings={
+        "session": {"type": "redis", "url": "redis://localhost:6379/0"}}))
+    sqlite = load_project(write_agent(tmp_path / "s", settings={"session": {"type": "sqlite"}}))
+    assert settings_from_project(redis).session.url == "redis://localhost:6379/0"
+    monkeypatch.setenv("KDEPS_SESSION_URL", "redis://demo-redis:6379/0")
+    assert settings_from_project(redis).session.url == "redis://demo-redis:6379/0"
+    assert settings_from_project(sqlite).session.type == "sqlite"
+    assert settings_from_project(sqlite).session.url is None

@@ -30,16 +30,15 @@ from kdeps.deploy.ollama import OLLAMA_BACKEND, needs_ollama
 from kdeps.deploy.plan import OLLAMA_DEFAULT_PORT, BuildPlan, plan_build
 from kdeps.errors import KdepsError
 from kdeps.llm.registry import backend_info
+from kdeps.server.config import SESSION_URL_ENV
+from kdeps.server.runner import GRACEFUL_SHUTDOWN_SECONDS as DRAIN_SECONDS
 from kdeps.spec.backends import DEFAULT_BACKEND
 
-# Seconds the server keeps serving in-flight requests and streams after SIGTERM (kdeps.server.runner).
-DRAIN_SECONDS = 30
 # Endpoint removal reaches every kube-proxy/ingress a few seconds after a pod starts terminating;
 # the pod keeps accepting connections that long before the server is told to drain.
 PRESTOP_SECONDS = 5
 GRACE_SECONDS = PRESTOP_SECONDS + DRAIN_SECONDS + 5
 SESSION_DIR = f"{AGENT_DIR}/.kdeps"
-SESSION_URL_ENV = "KDEPS_SESSION_URL"
 REDIS_IMAGE = "redis:7.4.2-alpine"
 REDIS_UID = 999  # the `redis` user of the official image
 OLLAMA_DATA = "/data"
