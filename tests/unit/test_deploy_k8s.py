@@ -320,3 +320,9 @@ def test_session_url_from_the_environment_replaces_a_redis_url(tmp_path: Path, m
     assert settings_from_project(redis).session.url == "redis://demo-redis:6379/0"
     assert settings_from_project(sqlite).session.type == "sqlite"
     assert settings_from_project(sqlite).session.url is None
+
+
+def test_a_kdeps_archive_exports_like_its_folder(upstream_agent: Path, tmp_path: Path) -> None:
+    assert cli("package", str(upstream_agent), "--output", str(tmp_path)).returncode == 0
+    archive = next(tmp_path.glob("*.kdeps"))
+    assert cli("export", "k8s", str(archive)).stdout == cli("export", "k8s", str(upstream_agent)).stdout
