@@ -21,6 +21,7 @@ COMMANDS = {
     "build": ("kdeps.cli.build", "Write a Dockerfile and compose file for an agent (and build it)."),
     "migrate": ("kdeps.cli.migrate", "Rewrite a seed-era agent into the current flat layout."),
     "bundle": ("kdeps.cli.main", "Package or build an agent (KDeps' names: bundle package, bundle build)."),
+    "export": ("kdeps.cli.export", "Write Kubernetes manifests for an agent (export k8s)."),
 }
 
 # `kdeps bundle SUB` is KDeps' spelling of `kdeps SUB`; both stay.

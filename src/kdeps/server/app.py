@@ -52,6 +52,7 @@ from kdeps.session import SessionStore, SessionTooLarge, create_store
 
 SESSION_COOKIE = "kdeps_session"
 SESSION_HEADER = "x-session-id"
+PROBE_PATHS = ("/health", "/ready")
 _ID_OK = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 _SKIP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
@@ -107,6 +108,9 @@ class KdepsASGI:
         # the OpenAI endpoint runs the workflow as if its first POST route had been called
         self.openai_route = next((r.path for r in settings.routes if "POST" in r.methods), None)
         self.in_flight = 0
+        # Built-in probes for orchestrators, unless the workflow routes those paths itself.
+        self.probes = frozenset(p for p in PROBE_PATHS if not self.router.path_methods(p))
+        self.draining = False  # set on SIGTERM (see server.runner.drain): /ready answers 503
 
     # -- ASGI entry -------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,10 +164,19 @@ class KdepsASGI:
             entry["resources"] = reply.resources
         access_log.info(json.dumps(entry, default=str, separators=(",", ":")))
 
+    def _probe(self, path: str) -> _Reply:
+        """/health: the process answers. /ready: it takes new work (503 once draining). No auth: the
+        kubelet sends no token."""
+        if path == "/ready" and self.draining:
+            return _Reply.error(503, "server is shutting down", {"retry-after": "1"})
+        return _Reply(200, b'{"status":"ok"}', {"content-type": "application/json"})
+
     # -- one request ------------------------------------------------------------------------------
     async def _handle(self, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str,
                       ip: str, sender: ResponseSender) -> _Reply:
         method, path = scope["method"], scope["path"]
+        if path in self.probes and method in ("GET", "HEAD"):
+            return self._probe(path)
         openai_route = self.openai_compat and openai_compat.handles(path)
         if self.cors.is_preflight(method, headers):
             methods = openai_compat.methods(path) if openai_route else self.router.path_methods(path)

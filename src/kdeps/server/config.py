@@ -14,6 +14,7 @@ from kdeps.errors import KdepsError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
+SESSION_URL_ENV = "KDEPS_SESSION_URL"  # replaces a redis session's url (kdeps export k8s sets it)
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY = 256
 DEFAULT_SESSION_TTL = 30 * 60.0
@@ -137,10 +138,13 @@ def settings_from_project(project: Any) -> ServerSettings:
         max_age=int(seconds(_pick(cors_raw, "max_age"), DEFAULT_CORS_MAX_AGE)),
     )
     sess = _pick(settings, "session")
+    kind = str(_pick(sess, "type", "sqlite")).lower()
+    # Set by `kdeps export k8s` when the workflow's Redis is on localhost: the in-cluster one instead.
+    env_url = os.environ.get(SESSION_URL_ENV) if kind == "redis" else None
     session = SessionSettings(
-        type=str(_pick(sess, "type", "sqlite")).lower(),
+        type=kind,
         path=_pick(sess, "path"),
-        url=_pick(sess, "url"),
+        url=env_url or _pick(sess, "url"),
         ttl=seconds(_pick(sess, "ttl"), DEFAULT_SESSION_TTL),
         cleanup_interval=seconds(_pick(sess, "cleanup_interval"), DEFAULT_SESSION_CLEANUP),
     )

@@ -5,6 +5,7 @@ when installed). One process by default; `workers > 1` uses uvicorn's multi-proc
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -94,9 +95,16 @@ def _announce(host: str, port: int, settings: ServerSettings) -> None:
 class _Server(uvicorn.Server):
     """Prints the banner only once the socket is listening."""
 
-    def __init__(self, config: uvicorn.Config, on_ready: Any = None) -> None:
+    def __init__(self, config: uvicorn.Config, on_ready: Any = None, on_exit: Any = None) -> None:
         super().__init__(config)
-        self._on_ready = on_ready
+        self._on_ready, self._on_exit = on_ready, on_exit
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        # Runs in the signal handler: /ready turns 503 before uvicorn closes the listener and
+        # waits (up to GRACEFUL_SHUTDOWN_SECONDS) for in-flight requests and streams.
+        if self._on_exit is not None:
+            self._on_exit()
+        super().handle_exit(sig, frame)
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
@@ -138,7 +146,8 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
     }
     if workers <= 1 and not dev:
         config = uvicorn.Config(app, **common)
-        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai))
+        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai),
+                         on_exit=functools.partial(drain, app))
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
         if not server.started:
@@ -166,6 +175,13 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
             Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:
         pass
+
+
+def drain(app: Any) -> None:
+    """Mark the app as shutting down: its /ready answers 503 from now on."""
+    core = getattr(getattr(app, "state", None), "kdeps", None)
+    if core is not None:
+        core.draining = True
 
 
 def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool) -> None:
