@@ -64,7 +64,7 @@ def test_no_secret_reaches_the_dockerfile(full_plan) -> None:
     text = render_dockerfile(full_plan)
     assert "sk-test-not-a-real-key" not in text
     assert "OPENAI_API_KEY" not in " ".join(values(stages(text)["runtime"], "ENV"))
-    assert full_plan.runtime_env == ["OPENAI_API_KEY"]
+    assert full_plan.runtime_env == ["OPENAI_API_KEY", "KDEPS_API_AUTH_TOKEN"]  # by name only
     assert any("OPENAI_API_KEY looks like a secret" in w for w in full_plan.warnings)
     assert "sk-test" not in " ".join(full_plan.warnings)
 
@@ -152,7 +152,8 @@ def test_compose(full_plan) -> None:
     assert service["build"] == {"context": "."}
     assert service["ports"] == ["3100:3100", "8088:8088"]
     assert service["volumes"] == ["ollama:/home/kdeps/.ollama"]
-    assert service["environment"] == {"OPENAI_API_KEY": "${OPENAI_API_KEY:-}"}
+    assert service["environment"] == {"OPENAI_API_KEY": "${OPENAI_API_KEY:-}",
+                                      "KDEPS_API_AUTH_TOKEN": "${KDEPS_API_AUTH_TOKEN:-}"}
     assert doc["volumes"] == {"ollama": {}}
 
 
@@ -167,7 +168,7 @@ def test_settings_checks(tmp_path: Path) -> None:
     assert plan.os_packages == ["curl"] and "rm -rf /;" not in text
     assert plan.timezone == "Etc/UTC" and plan.ollama_image == "ollama/ollama:0.13.5"
     assert plan.tag == "me/demo:1" and "hunter2" not in text
-    assert sorted(plan.runtime_env) == ["DB_PASSWORD", "GITHUB_TOKEN"]
+    assert sorted(plan.runtime_env) == ["DB_PASSWORD", "GITHUB_TOKEN", "KDEPS_API_AUTH_TOKEN"]
     joined = "\n".join(plan.warnings)
     for needle in ("pythonVersion 3.9", "alpine", "Bad Zone", "x; rm -rf /", "'latest'", "DB_PASSWORD"):
         assert needle in joined

@@ -115,15 +115,16 @@ def test_openai_with_anthropic_fallback_references_exactly_those_keys(tmp_path: 
     fallback = [{"backend": "anthropic", "model": "claude-3-5-haiku"}]
     root = write_agent(tmp_path / "a", [{"backend": "openai", "model": "gpt-4o-mini", "fallback": fallback}])
     result = export(root)
-    assert result.secret_keys == ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
+    keys = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "KDEPS_API_AUTH_TOKEN"]
+    assert result.secret_keys == keys
     env = agent_container(result.manifests, "demo")["env"]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env}
-    assert refs == {k: {"name": "demo-secrets", "key": k} for k in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    assert refs == {k: {"name": "demo-secrets", "key": k} for k in keys}
     assert not by_kind(result.manifests, "Secret")  # names only: the user creates the Secret
     assert not any(d["metadata"]["name"].endswith("-ollama") for d in result.manifests)
     hint = kubectl_secret_hint(result)
     assert hint == ("kubectl create secret generic demo-secrets --from-literal=OPENAI_API_KEY=REPLACE_ME "
-                    "--from-literal=ANTHROPIC_API_KEY=REPLACE_ME")
+                    "--from-literal=ANTHROPIC_API_KEY=REPLACE_ME --from-literal=KDEPS_API_AUTH_TOKEN=REPLACE_ME")
 
 
 def test_keys_follow_the_blocks_that_read_them(tmp_path: Path) -> None:
@@ -135,7 +136,7 @@ def test_keys_follow_the_blocks_that_read_them(tmp_path: Path) -> None:
         {"backend": "gguf"},
     ], settings={"agentSettings": {"env": {"KDEPS_DEFAULT_BACKEND": "mistral"}}})
     result = export(root)
-    assert result.secret_keys == ["TEAM_GROQ_KEY", "MISTRAL_API_KEY"]
+    assert result.secret_keys == ["TEAM_GROQ_KEY", "MISTRAL_API_KEY", "KDEPS_API_AUTH_TOKEN"]
     assert not any("ollama" in d["metadata"]["name"] for d in result.manifests)
 
 
@@ -158,7 +159,7 @@ def test_ollama_agent_gets_its_own_deployment_volume_and_model_pull(tmp_path: Pa
                        settings={"agentSettings": {"models": ["nomic-embed-text"]}})
     result = export(root)
     docs = result.manifests
-    assert result.secret_keys == []
+    assert result.secret_keys == ["KDEPS_API_AUTH_TOKEN"]  # the API token, by name
     pvc = one(docs, "PersistentVolumeClaim", "demo-ollama-models")
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
     pod = one(docs, "Deployment", "demo-ollama")["spec"]["template"]["spec"]

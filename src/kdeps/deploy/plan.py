@@ -36,6 +36,7 @@ _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
 _PY_VERSION = re.compile(r"^3\.(\d{1,2})(\.\d{1,2})?$")
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "::1", "")
+_ENV_GET = re.compile(r"""^\{\{\s*get\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*,\s*['"]env['"]\s*\)\s*\}\}$""")
 
 
 @dataclass
@@ -166,6 +167,16 @@ def _split_env(plan: BuildPlan, env: dict[str, Any]) -> None:
             plan.env[key] = value
 
 
+def _token_var(auth_token: Any) -> str | None:
+    """The variable the API token is read from at run time; None when workflow.yaml holds it."""
+    if not auth_token:
+        from kdeps.server.auth import TOKEN_ENV
+
+        return TOKEN_ENV
+    match = _ENV_GET.match(str(auth_token).strip())
+    return match.group(1) if match else None
+
+
 def _split_args(plan: BuildPlan, args: dict[str, Any]) -> None:
     for key, raw in args.items():
         value = "" if raw is None else str(raw)
@@ -255,6 +266,11 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
             plan.warnings.append(f"osPackages: {pkg!r} is not a Debian package name; skipped")
     _split_env(plan, dict(_attr(agent, "env", {}) or {}))
     _split_args(plan, dict(_attr(agent, "args", {}) or {}))
+    if plan.api_port:
+        # The container listens on 0.0.0.0, where the API refuses to start without its token.
+        token_var = _token_var(_attr(api, "auth_token"))
+        if token_var and token_var not in plan.runtime_env:
+            plan.runtime_env.append(token_var)
     if getattr(project, "root", None) is not None:
         from kdeps.deploy.package import collect_files
 

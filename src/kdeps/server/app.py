@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import re
@@ -23,7 +22,8 @@ from starlette.routing import Mount
 
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.server import openai_compat
-from kdeps.server.config import ServerSettings, resolve_auth_token, settings_from_project
+from kdeps.server.auth import UNAUTHORIZED, ApiAuth, resolve_token, with_api_headers
+from kdeps.server.config import ServerSettings, settings_from_project
 from kdeps.server.cors import Cors
 from kdeps.server.incoming import (
     BodyTooLarge,
@@ -100,7 +100,7 @@ class KdepsASGI:
         self.trusted = parse_networks(settings.trusted_proxies)
         self.max_body = max_body
         self.max_concurrency = max_concurrency
-        self._token = auth_token.encode() if auth_token else None
+        self.auth = ApiAuth(auth_token, settings.routes)
         self.openai_compat = openai_compat
         self.model_name = model_name  # the workflow as an OpenAI "model"
         self.keepalive = KEEPALIVE_SECONDS  # SSE comment sent after this long without an event
@@ -127,7 +127,7 @@ class KdepsASGI:
         method = scope["method"]
         common = {} if self.cors.is_preflight(method, headers) else self.cors.response_headers(headers)
         common["x-request-id"] = request_id
-        sender = ResponseSender(send, common, head=method == "HEAD")
+        sender = ResponseSender(with_api_headers(send), common, head=method == "HEAD")
 
         try:
             reply = await self._handle(scope, receive, headers, request_id, ip, sender)
@@ -194,8 +194,8 @@ class KdepsASGI:
                                                                       request_id, ip, sender)
             return reply
 
-        if self._token is not None and not self._authorised(headers):
-            return _Reply.error(401, "missing or invalid bearer token", {"www-authenticate": "Bearer"})
+        if not self.auth.allows(path, headers):
+            return _Reply.error(401, UNAUTHORIZED, {"www-authenticate": "Bearer"})
 
         match = self.router.match(path, method)
         if match is None:
@@ -262,12 +262,8 @@ class KdepsASGI:
         return await Request(scope, _limited(receive, self.max_body)).body()
 
     def authorised(self, headers: dict[str, str]) -> bool:
-        """True when no bearer token is configured or the request carries it."""
-        return self._token is None or self._authorised(headers)
-
-    def _authorised(self, headers: dict[str, str]) -> bool:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token or b"")
+        """True when no token is configured or the request carries it."""
+        return not self.auth.enabled or self.auth.valid(self.auth.presented(headers))
 
     async def _load_session(self, data: RequestData, headers: dict[str, str]) -> tuple[str, bool]:
         session_id = _cookie(headers.get("cookie", ""), SESSION_COOKIE) or headers.get(SESSION_HEADER, "")
@@ -456,7 +452,7 @@ def create_app(project: Any, engine: Any, *, max_body: int | None = None, max_co
     settings = settings or settings_from_project(project)
     if auth_token is None:
         agent_env = _agent_env(project)
-        auth_token = resolve_auth_token(settings.auth_token, agent_env)
+        auth_token = resolve_token(settings.auth_token, agent_env)
     if base_dir is None:
         base_dir = _project_dir(project)
     store = session_store or create_store(settings.session.type, path=settings.session.path,

@@ -74,6 +74,7 @@ def byte_size(value: Any, default: int) -> int:
 class RouteSpec:
     path: str
     methods: list[str]
+    public: bool = False  # served without the API token (see server.auth)
 
 
 @dataclass(slots=True)
@@ -123,7 +124,8 @@ def settings_from_project(project: Any) -> ServerSettings:
     settings = _pick(workflow, "settings")
     api = _pick(settings, "api_server")
     routes = [
-        RouteSpec(str(_pick(r, "path", "/")), [m.upper() for m in _str_list(_pick(r, "methods"))] or ["GET"])
+        RouteSpec(str(_pick(r, "path", "/")), [m.upper() for m in _str_list(_pick(r, "methods"))] or ["GET"],
+                  bool(_pick(r, "public", False)))
         for r in (_pick(api, "routes") or [])
     ]
     cors_raw = _pick(api, "cors")

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from kdeps.errors import KdepsError
 from kdeps.server.app import create_app
+from kdeps.server.auth import banner_line, require_token
 from kdeps.server.config import ServerSettings, settings_from_project
 
 _ENV_KEY = "KDEPS_SERVE_OPTIONS"
@@ -137,7 +138,15 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         raise SystemExit(1) from None
     host = host or settings.host
     port = settings.port if port is None else port
-    openai = bool(getattr(getattr(getattr(app, "state", None), "kdeps", None), "openai_compat", False))
+    core = getattr(getattr(app, "state", None), "kdeps", None)
+    openai = bool(getattr(core, "openai_compat", False))
+    auth = core.auth.enabled if core is not None else None  # None: no API (a web server alone)
+    if auth is not None:
+        try:
+            require_token(auth, host)
+        except KdepsError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
     common: dict[str, Any] = {
         "host": host, "port": port, "proxy_headers": False, "server_header": False, "access_log": False,
         "log_config": None, "log_level": "warning" if log_level != "debug" else "debug",
@@ -146,7 +155,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
     }
     if workers <= 1 and not dev:
         config = uvicorn.Config(app, **common)
-        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai),
+        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai, auth),
                          on_exit=functools.partial(drain, app))
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
@@ -161,9 +170,9 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
     agent_dir = str(_agent_dir(path))
     config = uvicorn.Config("kdeps.server.runner:app_from_env", factory=True, workers=1 if dev else workers,
                             reload=dev, reload_dirs=[agent_dir] if dev else None,
-                            reload_includes=["*.yaml", "*.yml"] if dev else None, **common)
+                            reload_includes=["*.yaml", "*.yml", "*.j2"] if dev else None, **common)
     sock = config.bind_socket()
-    _announce_all(host, port, settings, openai)
+    _announce_all(host, port, settings, openai, auth)
     try:
         if dev:
             from uvicorn.supervisors import ChangeReload
@@ -184,9 +193,12 @@ def drain(app: Any) -> None:
         core.draining = True
 
 
-def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool) -> None:
-    """The banner, with the OpenAI-compatible routes when they are served."""
+def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool, auth: bool | None = None
+                  ) -> None:
+    """The banner, with the OpenAI-compatible routes when they are served and whether auth is on."""
     _announce(host, port, settings)
+    if auth is not None:
+        print(banner_line(auth), flush=True)
     if openai:
         from kdeps.server.openai_compat import banner
 
