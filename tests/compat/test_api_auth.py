@@ -151,7 +151,8 @@ async def test_workflow_auth_token_wins_over_the_environment(tmp_path: Path, htt
     agent = _agent(tmp_path / "a", auth_token="{{ get('MY_AGENT_TOKEN', 'env') }}")
     env = _env(tmp_path, "env-token", MY_AGENT_TOKEN="workflow-token")
     with running(agent, env=env) as server:
-        async with http.get(server.url + "/api/v1/secure", headers={"Authorization": "Bearer env-token"}) as r:
+        async with http.get(server.url + "/api/v1/secure",
+                            headers={"Authorization": "Bearer env-token"}) as r:
             assert r.status == 401
         async with http.get(server.url + "/api/v1/secure",
                             headers={"Authorization": "Bearer workflow-token"}) as r:

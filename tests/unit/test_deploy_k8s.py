@@ -124,7 +124,8 @@ def test_openai_with_anthropic_fallback_references_exactly_those_keys(tmp_path: 
     assert not any(d["metadata"]["name"].endswith("-ollama") for d in result.manifests)
     hint = kubectl_secret_hint(result)
     assert hint == ("kubectl create secret generic demo-secrets --from-literal=OPENAI_API_KEY=REPLACE_ME "
-                    "--from-literal=ANTHROPIC_API_KEY=REPLACE_ME --from-literal=KDEPS_API_AUTH_TOKEN=REPLACE_ME")
+                    "--from-literal=ANTHROPIC_API_KEY=REPLACE_ME "
+                    "--from-literal=KDEPS_API_AUTH_TOKEN=REPLACE_ME")
 
 
 def test_keys_follow_the_blocks_that_read_them(tmp_path: Path) -> None:
