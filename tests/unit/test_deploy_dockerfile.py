@@ -148,7 +148,7 @@ def test_compose(full_plan) -> None:
     doc = yaml.safe_load(render_compose(full_plan))
     assert set(doc) == {"services", "volumes"}
     service = doc["services"]["full-agent"]
-    assert service["image"] == "kdeps-full-agent:2.1.0"
+    assert service["image"] == "full-agent:2.1.0"
     assert service["build"] == {"context": "."}
     assert service["ports"] == ["3100:3100", "8088:8088"]
     assert service["volumes"] == ["ollama:/home/kdeps/.ollama"]

@@ -256,7 +256,7 @@ def test_upstream_behaviours(upstream_agent: Path, tmp_path: Path) -> None:
     assert "Kubernetes" in cli("export", "k8s", "--help").stdout
     out = cli("export", "k8s", str(upstream_agent)).stdout
     for text in ("kind: Deployment", "kind: Service", "name: k8s-e2e-test", "replicas: 2",
-                 "containerPort: 8080", "image: kdeps-k8s-e2e-test:1.0.0", "APP_ENV", "secretKeyRef",
+                 "containerPort: 8080", "image: k8s-e2e-test:1.0.0", "APP_ENV", "secretKeyRef",
                  "KDEPS_API_AUTH_TOKEN"):
         assert text in out, text
     assert "kind: NetworkPolicy" not in out

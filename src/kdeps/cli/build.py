@@ -30,7 +30,7 @@ def _load_any(path: Path, scratch: str) -> Any:
 
 @click.command(name="build")
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
-@click.option("--tag", "-t", default=None, help="Image tag (default: kdeps-<name>:<version>).")
+@click.option("--tag", "-t", default=None, help="Image tag (default: <name>:<version>).")
 @click.option("--gpu", type=click.Choice(GPU_KINDS), default=None, help="GPU support (default: CPU only).")
 @click.option("--show-dockerfile", is_flag=True,
               help="Print the Dockerfile and stop (files are written only with --output).")

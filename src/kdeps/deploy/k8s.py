@@ -234,6 +234,11 @@ def _probe(path: str | None, port: str, period: int, failures: int = 3) -> dict[
     return {**action, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
 
 
+def _uses_sessions(project: Any) -> bool:
+    """False only for an agent without resources (nothing can read or write a session)."""
+    return bool(getattr(project, "resources", True))
+
+
 def _session_wiring(project: Any, replicas: int, name: str) -> tuple[str | None, bool]:
     """(value for KDEPS_SESSION_URL or None, whether an in-cluster Redis is needed)."""
     session = project.workflow.settings.session
@@ -244,7 +249,7 @@ def _session_wiring(project: Any, replicas: int, name: str) -> tuple[str | None,
             db = parts.path.strip("/") or "0"
             return f"redis://{name}-redis:6379/{db}", True
         return None, False
-    if replicas > 1:
+    if replicas > 1 and (session is not None or _uses_sessions(project)):
         raise ExportError(
             f"{replicas} replicas need one shared session store, but settings.session is {kind}"
             f"{' (the default)' if session is None else ''}: each pod would keep its own sessions. "

@@ -86,10 +86,10 @@ def _attr(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def default_tag(name: str, version: str) -> str:
-    """The image tag used when --tag is not given: kdeps-<name>:<version> (docker-safe)."""
+    """The image tag used when --tag is not given: <name>:<version> (docker-safe), as KDeps."""
     repo = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "agent"
     ver = version if _IMAGE_TAG.match(version) else "latest"
-    return f"kdeps-{repo}:{ver}"
+    return f"{repo}:{ver}"
 
 
 def find_health_path(routes: Any) -> str | None:
@@ -225,9 +225,16 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
     plan.gguf = any("gguf" in names for names in chat_backends(project).values())
 
     api = _attr(settings, "api_server")
-    web_mode = bool(_attr(settings, "web_server_mode", False))
-    # `kdeps run` serves the API unless the workflow asks for the web server alone.
-    if _attr(settings, "api_server_mode", False) or not web_mode:
+    web_routes = bool(_attr(_attr(settings, "web_server"), "routes", []))
+    web_port_set = _attr(_attr(settings, "web_server"), "port_num") is not None
+    web_mode = bool(_attr(settings, "web_server_mode", False)) or (web_routes and web_port_set)
+    # As `kdeps run` (server.webserver.plan_web_server): web routes without an apiServer block or
+    # without resources are served alone.
+    has_api = "api_server" in getattr(settings, "model_fields_set", {"api_server"})
+    web_alone = web_routes and not (has_api and getattr(project, "resources", True))
+    web_mode = web_mode or web_alone
+    if not web_alone and (_attr(settings, "api_server_mode", False)
+                          or not _attr(settings, "web_server_mode", False)):
         plan.api_port = int(_attr(api, "port_num", DEFAULT_API_PORT))
         plan.health_path = find_health_path(_attr(api, "routes", []))
     else:

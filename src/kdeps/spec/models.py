@@ -320,7 +320,8 @@ class WebRoute(SpecModel):
 
     path: str = Field(pattern=r"^/", description="URL path prefix.")
     server_type: Literal["static", "app"] = Field(
-        description="`static` serves files; `app` proxies to appPort."
+        None,  # type: ignore[assignment]  # filled in by _check
+        description="`static` serves files; `app` proxies to appPort (default: app when appPort is set).",
     )
     public_path: str | None = Field(
         None, description="Directory (relative to the workflow) to serve or run in."
@@ -334,6 +335,8 @@ class WebRoute(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> WebRoute:
+        if self.server_type is None:
+            self.server_type = "app" if self.app_port is not None else "static"
         if self.server_type == "static" and not self.public_path:
             raise ValueError("a static route needs publicPath")
         if self.server_type == "app" and self.app_port is None:
