@@ -61,7 +61,8 @@ def test_web_server_alone_without_server_type(tmp_path: Path) -> None:
     done = _kdeps("export", "k8s", str(agent))
     assert done.returncode == 0, done.stderr
     docs = [d for d in yaml.safe_load_all(done.stdout) if d]
-    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     assert [p["name"] for p in container["ports"]] == ["web"]
     assert container["readinessProbe"]["tcpSocket"] == {"port": "web"}
     assert "KDEPS_API_AUTH_TOKEN" not in done.stdout  # no API, nothing to guard
