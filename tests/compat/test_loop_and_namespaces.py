@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from kdeps.errors import SpecErrors
-from kdeps.spec import load_project
 from tests.agents import run_agent
 from tests.compat.test_layouts import write
 
@@ -64,14 +62,6 @@ async def test_loop_condition_sees_results_so_far(tmp_path: Path) -> None:
         """})
     reply = await run_agent(root, {})
     assert reply.body["response"] == ["x", "x"]
-
-
-def test_loop_at_is_refused_with_the_reason(tmp_path: Path) -> None:
-    root = write(tmp_path, {"response.yaml": "actionId: response\nloop:\n  at: ['10:00']\n"
-                                             "apiResponse:\n  response: 1\n"})
-    with pytest.raises(SpecErrors) as info:
-        load_project(root)
-    assert "loop.at (scheduled times) is not supported by this implementation" in str(info.value)
 
 
 async def test_workflow_and_config_namespaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

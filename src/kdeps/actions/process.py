@@ -12,6 +12,7 @@ from typing import Any
 
 from kdeps.actions.base import ActionContext
 from kdeps.errors import ResourceError
+from kdeps.expr.values import TextWithFields
 
 OUTPUT_CAP = 16 * 1024 * 1024
 
@@ -66,7 +67,7 @@ def child_env(ctx: ActionContext, extra: dict[str, Any] | None) -> dict[str, str
     sees a provider key only when the author passes it there
     (`env: {OPENAI_API_KEY: "{{ get('OPENAI_API_KEY', 'env') }}"}`)."""
     env = dict(ctx.scope.state.env) if hasattr(ctx, "scope") else dict(os.environ)
-    for var in provider_key_vars():
+    for var in (*provider_key_vars(), "KDEPS_API_AUTH_TOKEN"):  # nor the API's own token
         env.pop(var, None)
     for key, value in (extra or {}).items():
         env[str(key)] = "" if value is None else str(ctx.render(value))
@@ -89,4 +90,10 @@ def finish(ctx: ActionContext, result: Completed, what: str) -> Any:
     if result.exit_code != 0:
         tail = result.stderr.strip()[-2000:] or result.stdout.strip()[-2000:]
         raise ResourceError(ctx.resource_id, f"{what} exited with code {result.exit_code}: {tail}", 500)
-    return parse_stdout(result.stdout)
+    value = parse_stdout(result.stdout)
+    if isinstance(value, str):
+        # the text, which also answers KDeps' result object: get('cmd').stdout, .exitCode, ...
+        return TextWithFields(value, {"stdout": result.stdout, "stderr": result.stderr,
+                                      "exitCode": result.exit_code, "success": True, "timedOut": False,
+                                      "result": result.stdout})
+    return value

@@ -18,6 +18,7 @@ from kdeps.errors import ExprError, InputValidationError, KdepsError, PreflightE
 from kdeps.expr import Env, Program, evaluate, render
 from kdeps.spec.graph import reachable_order
 from kdeps.spec.plan import Action, LoopPlan, ResourcePlan, Step
+from kdeps.spec.units import next_fire_time
 
 if TYPE_CHECKING:
     from kdeps.spec.loader import Project
@@ -184,12 +185,17 @@ class Engine:
         """Run the resource body while the condition holds, at most `max_iterations` times; the
         output is every iteration's result, in order."""
         state = scope.loop = LoopState()
+        fire_at = [next_fire_time(entry) for entry in loop.at]  # as KDeps: resolved when the loop starts
         while state.index < loop.max_iterations:
             if loop.condition is not None and not _truthy(
                     _run(plan.action_id, loop.source or "", loop.condition, scope)):
                 break
             if state.index and loop.every:  # between iterations, never after the last one
                 await asyncio.sleep(loop.every)
+            if fire_at:
+                if state.index >= len(fire_at):
+                    break
+                await asyncio.sleep(max(0.0, fire_at[state.index] - time.time()))
             state.results.append(await self._guarded(plan, scope, record, emit))
             state.index += 1
         return list(state.results)

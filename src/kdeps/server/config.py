@@ -140,6 +140,8 @@ def settings_from_project(project: Any) -> ServerSettings:
         max_age=int(seconds(_pick(cors_raw, "max_age"), DEFAULT_CORS_MAX_AGE)),
     )
     sess = _pick(settings, "session")
+    if _pick(sess, "enabled", True) is False:
+        sess = None  # `enabled: false`: as if the block were absent
     kind = str(_pick(sess, "type", "sqlite")).lower()
     # Set by `kdeps export k8s` when the workflow's Redis is on localhost: the in-cluster one instead.
     env_url = os.environ.get(SESSION_URL_ENV) if kind == "redis" else None

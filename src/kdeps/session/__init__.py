@@ -19,7 +19,7 @@ def create_store(kind: str = "sqlite", *, path: str | None = None, url: str | No
                  base_dir: str | Path = ".") -> SessionStore:
     """Build the store named by `session.type`; a relative sqlite `path` is resolved under `base_dir`."""
     kind = (kind or "sqlite").lower()
-    if kind == "memory":
+    if kind == "memory" or (kind == "sqlite" and path == ":memory:"):  # sqlite's name for in-memory
         return MemoryStore()
     if kind == "sqlite":
         file = Path(path or DEFAULT_SQLITE_PATH).expanduser()

@@ -26,7 +26,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from kdeps.spec.backends import BACKENDS
-from kdeps.spec.units import parse_byte_size, parse_duration
+from kdeps.spec.units import next_fire_time, parse_byte_size, parse_duration
 
 API_VERSION = "kdeps.io/v1"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
@@ -397,9 +397,20 @@ class AgentSettings(SpecModel):
     versions: dict[str, ScalarStr] = Field(default_factory=dict, description="Tool versions for images.")
 
 
+class SessionStorage(SpecModel):
+    """The seed-era nesting of `session.type`/`session.path`."""
+
+    type: Literal["sqlite", "memory", "redis"] = Field(
+        "sqlite", description="Store: sqlite, memory or redis."
+    )
+    path: str | None = Field(None, description="SQLite file.")
+
+
 class Session(SpecModel):
     """Per-client session storage (get/set with the 'session' scope)."""
 
+    enabled: bool = Field(True, description="false: the block is ignored (the default store is used).")
+    storage: SessionStorage | None = Field(None, description="Seed-era spelling of type/path.")
     type: Literal["sqlite", "memory", "redis"] = Field(
         "sqlite", description="Store: sqlite, memory or redis."
     )
@@ -412,6 +423,11 @@ class Session(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> Session:
+        if self.storage is not None:  # the top-level keys win when both are written
+            if "type" not in self.model_fields_set:
+                self.type = self.storage.type
+            if "path" not in self.model_fields_set:
+                self.path = self.storage.path
         if self.type == "redis" and not self.url:
             raise ValueError("a redis session needs url (e.g. redis://localhost:6379/0)")
         return self
@@ -881,12 +897,17 @@ class Loop(SpecModel):
     while_: str | None = Field(None, alias="while", description="Checked before each iteration.")
     max_iterations: int = Field(1000, ge=1, description="Safety cap on iterations (default 1000).")
     every: Duration | None = Field(None, description="Pause between iterations, e.g. 5s.")
-    at: StrList = Field(default_factory=list, description="Not supported by this implementation.")
+    at: StrList = Field(
+        default_factory=list,
+        description="Run iteration N at the Nth of these dates/times (RFC 3339, a date, or HH:MM).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Loop:
-        if self.at:
-            raise ValueError("loop.at (scheduled times) is not supported by this implementation; use every")
+        if self.at and self.every is not None:
+            raise ValueError("loop.every and loop.at are mutually exclusive: set only one")
+        for entry in self.at:
+            next_fire_time(entry)  # an invalid entry is an error before any iteration
         return self
 
 

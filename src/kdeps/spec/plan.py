@@ -70,6 +70,7 @@ class LoopPlan:
     source: str | None
     max_iterations: int
     every: float
+    at: tuple[str, ...] = ()  # iteration N waits for the Nth entry; the loop ends when they run out
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,4 +248,4 @@ def _loop(loop: Loop | None) -> LoopPlan | None:
     if loop is None:
         return None
     condition = compile_expression(_unbrace(loop.while_)) if loop.while_ else None
-    return LoopPlan(condition, loop.while_, loop.max_iterations, float(loop.every or 0))
+    return LoopPlan(condition, loop.while_, loop.max_iterations, float(loop.every or 0), tuple(loop.at))

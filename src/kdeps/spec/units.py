@@ -65,3 +65,33 @@ def parse_byte_size(value: object) -> int:
         if m:
             return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
     raise ValueError(f"invalid size {value!r}: expected bytes or e.g. 512KB, 10MB, 1GB")
+
+
+_TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+
+
+def next_fire_time(entry: str, now: object = None) -> float:
+    """When a `loop.at` entry fires, as a Unix timestamp. Accepts RFC 3339 (`Z` or an offset), a
+    local date-time (`2026-03-15T10:00:00`), a date (midnight, local) or a time of day (`10:00`,
+    its next occurrence: today, or tomorrow when already past). Raises ValueError otherwise."""
+    from datetime import datetime, timedelta
+
+    current = now if isinstance(now, datetime) else datetime.now().astimezone()
+    text = str(entry).strip()
+    match = _TIME_OF_DAY.fullmatch(text)
+    if match:
+        hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(f"invalid time of day {entry!r}")
+        fire = current.replace(hour=hour, minute=minute, second=second, microsecond=0)
+        if fire <= current:
+            fire += timedelta(days=1)
+        return fire.timestamp()
+    try:
+        fire = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(f"invalid date/time {entry!r}: expected e.g. 2026-03-15T10:00:00Z, "
+                         "2026-03-15 or 10:00") from None
+    if fire.tzinfo is None:
+        fire = fire.astimezone()  # a local date-time (a bare date is its midnight)
+    return fire.timestamp()
