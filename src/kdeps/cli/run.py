@@ -32,6 +32,8 @@ def command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, 
             pull_models: bool) -> None:
     """Serve the agent at PATH (a workflow.yaml or its folder) as an HTTP API."""
     project = load(path)
+    for warning in project.warnings:
+        click.echo(f"warning: {warning}", err=True)
     web = getattr(project.workflow.settings, "web_server", None)
     if not project.resources and not (web is not None and web.routes):
         fail(f"error: the workflow defines no resources, so targetActionId "

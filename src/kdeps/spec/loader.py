@@ -362,6 +362,12 @@ def _warnings(workflow_doc: Document | None, workflow_file: str, entries: list[_
                 line, col = workflow_doc.keys[path]
                 found.append(SpecError(f"{'.'.join(path)} has no effect: {why}", workflow_file, line, col))
     for entry in entries:
+        data = entry.doc.data
+        if entry.layout == "current" and isinstance(data, dict) and not data.get("name"):
+            # KDeps' resource schema requires it; here the actionId stands in for it
+            line, col = entry.doc.key_mark(("actionId",))
+            found.append(SpecError(f"name is required by KDeps for a resource; '{data.get('actionId')}' has "
+                                   "none (add `name:` so the agent also runs there)", str(entry.file), line, col))
         for path, why in _IGNORED_RESOURCE_KEYS.items():
             full = (*entry.actions, *path)
             if full in entry.doc.keys:
