@@ -26,5 +26,6 @@ def test_missing_name_is_a_warning_in_validate_and_run(tmp_path: Path) -> None:
 
 
 def test_named_resources_do_not_warn(tmp_path: Path) -> None:
-    root = write(tmp_path, {"response.yaml": "actionId: response\nname: Response\napiResponse:\n  response: 1\n"})
+    body = "actionId: response\nname: Response\napiResponse:\n  response: 1\n"
+    root = write(tmp_path, {"response.yaml": body})
     assert "name is required" not in _kdeps("validate", str(root)).stderr

@@ -366,8 +366,9 @@ def _warnings(workflow_doc: Document | None, workflow_file: str, entries: list[_
         if entry.layout == "current" and isinstance(data, dict) and not data.get("name"):
             # KDeps' resource schema requires it; here the actionId stands in for it
             line, col = entry.doc.key_mark(("actionId",))
-            found.append(SpecError(f"name is required by KDeps for a resource; '{data.get('actionId')}' has "
-                                   "none (add `name:` so the agent also runs there)", str(entry.file), line, col))
+            msg = (f"name is required by KDeps for a resource; '{data.get('actionId')}' has none "
+                   "(add `name:` so the agent also runs there)")
+            found.append(SpecError(msg, str(entry.file), line, col))
         for path, why in _IGNORED_RESOURCE_KEYS.items():
             full = (*entry.actions, *path)
             if full in entry.doc.keys:
