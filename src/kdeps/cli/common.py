@@ -16,12 +16,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def load(path: str) -> Any:
+def load(path: str, *, require_target: bool = True) -> Any:
     """The project at `path`, or a clean exit listing every spec error."""
     from kdeps.spec import load_project
 
     try:
-        return load_project(path)
+        return load_project(path, require_target=require_target)
     except SpecErrors as err:
         from kdeps.cli.validate import describe
 

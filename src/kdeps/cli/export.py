@@ -17,10 +17,11 @@ def _load_any(path: Path, scratch: str) -> Any:
         from kdeps.deploy.package import PackageError, extract_archive
 
         try:
-            return load(str(extract_archive(path, Path(scratch) / "agent")))
+            return load(str(extract_archive(path, Path(scratch) / "agent")), require_target=False)
         except PackageError as err:
             fail(f"error: {err}")
-    return load(str(path))
+    # As KDeps: manifests for a workflow without resources (yet) are still written.
+    return load(str(path), require_target=False)
 
 
 @click.group(name="export")

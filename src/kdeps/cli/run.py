@@ -34,10 +34,6 @@ def command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, 
     project = load(path)
     for warning in project.warnings:
         click.echo(f"warning: {warning}", err=True)
-    web = getattr(project.workflow.settings, "web_server", None)
-    if not project.resources and not (web is not None and web.routes):
-        fail(f"error: the workflow defines no resources, so targetActionId "
-             f"'{project.workflow.metadata.target_action_id}' has nothing to run")
     if pull_models:
         from kdeps.cli.models import pull_all
 

@@ -70,9 +70,10 @@ def find_workflow_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def load_project(path: str | os.PathLike[str]) -> Project:
+def load_project(path: str | os.PathLike[str], *, require_target: bool = True) -> Project:
     """Load and validate the agent at `path` (a workflow.yaml or its folder).
-    Raises `SpecErrors` listing every error found, sorted by file and line."""
+    Raises `SpecErrors` listing every error found, sorted by file and line. `require_target=False`
+    accepts a workflow without any resources (what `kdeps export k8s` may package)."""
     workflow_file = find_workflow_file(path)
     root_shown = workflow_file.parent
     errors: list[SpecError] = []
@@ -159,8 +160,8 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     if workflow_doc is not None and not lost_documents:
         meta = workflow_doc.data.get("metadata") if isinstance(workflow_doc.data, dict) else None
         target = meta.get("targetActionId") if isinstance(meta, dict) else None
-        # as KDeps: a workflow without resources (e.g. only exported or only a web server) is not checked
-        if isinstance(target, str) and target not in by_id and by_id:
+        if isinstance(target, str) and target not in by_id and not (not by_id and (
+                _serves_web(workflow_doc) or not require_target)):
             line, col = workflow_doc.value_mark(("metadata", "targetActionId"))
             msg = f"targetActionId '{target}' names no resource" + _known(by_id)
             errors.append(SpecError(msg, str(workflow_file), line, col, _closest(target, by_id)))
@@ -204,6 +205,13 @@ def _check_header(doc: Document, file: str, may_be_workflow: bool, errors: list[
     if (kind == "Workflow" or (kind is None and may_be_workflow)) and "apiVersion" not in doc.data:
         errors.append(SpecError("missing required key 'apiVersion'", file, doc.line, doc.col))
     return True
+
+
+def _serves_web(doc: Document) -> bool:
+    """True when the workflow declares web server routes (an agent may be only a web server)."""
+    settings = doc.data.get("settings") if isinstance(doc.data, dict) else None
+    web = settings.get("webServer") if isinstance(settings, dict) else None
+    return isinstance(web, dict) and bool(web.get("routes"))
 
 
 def detect_layout(data: Any) -> Layout:
