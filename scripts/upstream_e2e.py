@@ -65,7 +65,8 @@ if [ -n "${{KDEPS_E2E_TRACE:-}}" ] && [ "${{1:-}}" = validate ]; then
     cat "$out"; cat "$err" >&2; rm -f "$out" "$err"
     exit "$rc"
 fi
-run "$@"
+# exec: a script's `kill $PID` must reach the server itself, or it keeps the port until the cap
+exec timeout -k 2 {cap} '{python}' -m kdeps "$@"
 """
 
 

@@ -665,6 +665,11 @@ def b_urlencode(value: Any) -> str:
     return urllib.parse.quote_plus(to_text(value) if not isinstance(value, str) else value)
 
 
+def b_ternary(cond: Any, if_true: Any, if_false: Any) -> Any:
+    """KDeps' `ternary(cond, a, b)`: `a` only when `cond` is the boolean true."""
+    return if_true if cond is True else if_false
+
+
 def b_safe(obj: Any, path: Any) -> Any:
     """Follow a dot-separated path through maps; nil when any step is missing."""
     if obj is None or not isinstance(path, str) or path == "":
@@ -881,7 +886,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "type": b_type, "string": b_string, "toJSON": b_to_json, "fromJSON": b_from_json,
     "toBase64": b_to_base64, "fromBase64": b_from_base64, "urlencode": b_urlencode,
     # KDeps helpers
-    "json": b_to_json, "safe": b_safe, "debug": b_debug, "default": b_default,
+    "json": b_to_json, "safe": b_safe, "debug": b_debug, "default": b_default, "ternary": b_ternary,
     # dates
     "now": b_now, "date": b_date, "duration": b_duration, "format": b_format,
 }
