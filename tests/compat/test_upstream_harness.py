@@ -72,3 +72,29 @@ def test_counts_each_script_and_the_total(tmp_path: Path) -> None:
 def test_refuses_a_folder_without_the_suite(tmp_path: Path) -> None:
     proc = run(str(tmp_path))
     assert proc.returncode == 2 and "no tests/e2e/common.sh" in proc.stderr
+
+
+KILLS_SERVER = """\
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+AGENT="$PROJECT_ROOT/agent"; mkdir -p "$AGENT"
+printf 'apiVersion: kdeps.io/v1\\nkind: Workflow\\nmetadata:\\n  name: a\\n  version: "1"\\n  targetActionId: r\\n' > "$AGENT/workflow.yaml"
+printf 'settings:\\n  apiServer:\\n    portNum: PORT\\n    routes: [{path: /x, methods: [GET]}]\\n' >> "$AGENT/workflow.yaml"
+printf 'resources:\\n  - actionId: r\\n    name: R\\n    apiResponse: {response: 1}\\n' >> "$AGENT/workflow.yaml"
+timeout 30 "$KDEPS_BIN" run "$AGENT" > /dev/null 2>&1 &
+PID=$!
+for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:PORT/health && break; sleep 0.25; done
+kill $PID; wait $PID 2>/dev/null
+sleep 1.5
+if curl -s -o /dev/null http://127.0.0.1:PORT/health; then test_failed "server still up"; else test_passed "stopped"; fi
+"""
+
+
+def test_a_scripts_kill_stops_the_server(tmp_path: Path) -> None:
+    """Scripts stop `timeout 30 kdeps run` with `kill $PID`; that must reach our server, or it keeps
+    the port (many scripts share one) until the per-call cap."""
+    from tests.e2e.server_utils import free_port
+
+    up = fake_upstream(tmp_path)
+    (up / "tests" / "e2e" / "test_kill.sh").write_text(KILLS_SERVER.replace("PORT", str(free_port())))
+    proc = run(str(up), "test_kill", "--cap", "60", "--timeout", "90")
+    assert proc.stdout.splitlines()[0].split()[:5] == ["test_kill", "passed", "1", "failed", "0"], proc.stdout
