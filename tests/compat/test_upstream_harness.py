@@ -77,15 +77,21 @@ def test_refuses_a_folder_without_the_suite(tmp_path: Path) -> None:
 KILLS_SERVER = """\
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 AGENT="$PROJECT_ROOT/agent"; mkdir -p "$AGENT"
-printf 'apiVersion: kdeps.io/v1\\nkind: Workflow\\nmetadata:\\n  name: a\\n  version: "1"\\n  targetActionId: r\\n' > "$AGENT/workflow.yaml"
-printf 'settings:\\n  apiServer:\\n    portNum: PORT\\n    routes: [{path: /x, methods: [GET]}]\\n' >> "$AGENT/workflow.yaml"
-printf 'resources:\\n  - actionId: r\\n    name: R\\n    apiResponse: {response: 1}\\n' >> "$AGENT/workflow.yaml"
+cat > "$AGENT/workflow.yaml" <<'EOF'
+apiVersion: kdeps.io/v1
+kind: Workflow
+metadata: {name: a, version: "1", targetActionId: r}
+settings:
+  apiServer: {portNum: PORT, routes: [{path: /x, methods: [GET]}]}
+resources:
+  - {actionId: r, name: R, apiResponse: {response: 1}}
+EOF
 timeout 30 "$KDEPS_BIN" run "$AGENT" > /dev/null 2>&1 &
 PID=$!
 for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:PORT/health && break; sleep 0.25; done
 kill $PID; wait $PID 2>/dev/null
 sleep 1.5
-if curl -s -o /dev/null http://127.0.0.1:PORT/health; then test_failed "server still up"; else test_passed "stopped"; fi
+if curl -s -o /dev/null http://127.0.0.1:PORT/health; then test_failed "up"; else test_passed "down"; fi
 """
 
 
