@@ -36,9 +36,9 @@ def test_broken_templates_are_load_errors(tmp_path: Path, value: str, expected: 
 
 
 def test_close_action_id_typo_is_a_warning(tmp_path: Path) -> None:
-    root = write(tmp_path, {"fast.yaml": "actionId: fastSummary\nexec:\n  command: printf hi\n",
+    root = write(tmp_path, {"fast.yaml": "actionId: fastSummary\nname: F\nexec:\n  command: printf hi\n",
                             "response.yaml": "actionId: response\nrequires: [fastSummary]\n"
-                                             "apiResponse:\n  response: get('fastSumary')\n"})
+                                             "apiResponse:\n  response: get('fastSumary')\nname: R\n"})
     project = load_project(root)
     [warning] = [str(w) for w in project.warnings]
     assert "response.yaml:4:13: get('fastSumary') names no resource (did you mean 'fastSummary'?)" in warning
