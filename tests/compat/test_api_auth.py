@@ -184,3 +184,20 @@ def test_build_compose_and_k8s_pass_the_token_by_name(tmp_path: Path) -> None:
     assert "KDEPS_API_AUTH_TOKEN=REPLACE_ME" in (kubectl_secret_hint(export) or "")
     assert not [doc for doc in export.manifests if doc["kind"] == "Secret"]
     assert "value: " + TOKEN not in render_yaml(export)
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True), ("::1", True), ("[::1]", True),
+    ("0.0.0.0", False), ("::", False), ("192.168.1.20", False), ("agent.example", False),
+])
+def test_only_loopback_addresses_may_serve_without_a_token(host: str, loopback: bool) -> None:
+    from kdeps.errors import KdepsError
+    from kdeps.server.auth import is_loopback, require_token
+
+    assert is_loopback(host) is loopback
+    require_token(True, host)  # with a token, any address
+    if loopback:
+        require_token(False, host)
+    else:
+        with pytest.raises(KdepsError, match="KDEPS_API_AUTH_TOKEN"):
+            require_token(False, host)
