@@ -28,6 +28,7 @@ from kdeps.spec.models import (
     Resource,
     Workflow,
 )
+from kdeps.spec.placement import key_home
 from kdeps.spec.plan import Layout, ResourcePlan, from_flat, from_seed
 from kdeps.spec.yamlio import Document, read_documents
 
@@ -515,6 +516,8 @@ def _convert(model: type[BaseModel], err: dict[str, Any], doc: Document, file: s
         else:
             msg = f"unknown key '{key}'" + (f" in {_dotted(parent)}" if parent else "")
             suggestion = _closest(key, allowed)
+            if not suggestion:
+                msg += key_home(model, parent, key)
         line, col = doc.key_mark(path)
         return SpecError(msg, file, line, col, suggestion)
 

@@ -162,14 +162,69 @@ def read_documents(text: str, file: str, errors: list[SpecError]) -> list[Docume
             if doc.data is not None:
                 docs.append(doc)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = exc.problem or "invalid YAML"
-        if exc.context:
-            problem = f"{problem} ({exc.context})"
-        errors.append(SpecError(f"YAML syntax error: {problem}", file, line, col))
+        errors.append(syntax_error(exc, text, file))
     except yaml.YAMLError as exc:
         errors.append(SpecError(f"YAML error: {exc}", file, 1, 1))
     except RecursionError:
         errors.append(SpecError("YAML nested too deeply to read", file, 1, 1))
     return docs
+
+
+def syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
+    """A YAML syntax error in words a person acts on, at the line and column of the mistake
+    (PyYAML reports where it noticed, which for a key without ':' is the line after)."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    lines = text.splitlines()
+    problem = exc.problem or "invalid YAML"
+
+    for n in sorted({line, *([exc.context_mark.line + 1] if exc.context_mark else [])}):
+        src = lines[n - 1] if 0 < n <= len(lines) else ""
+        indent = src[: len(src) - len(src.lstrip(" \t"))]
+        if "\t" in indent:
+            return SpecError("YAML syntax error: a tab character; YAML indents with spaces",
+                             file, n, indent.index("\t") + 1)
+    if "tab" in problem and 0 < line <= len(lines) and "\t" in lines[line - 1]:
+        return SpecError("YAML syntax error: a tab character; YAML indents with spaces",
+                         file, line, lines[line - 1].index("\t") + 1)
+
+    if problem == "could not find expected ':'" and exc.context_mark is not None:
+        at = exc.context_mark
+        src = lines[at.line] if at.line < len(lines) else ""
+        word = src.strip()[:40]
+        return SpecError(f"YAML syntax error: '{word}' has no ':' after it; write 'key: value' "
+                         "(or make it a list item with '- ')", file, at.line + 1, at.column + 1)
+
+    if problem.startswith("mapping values are not allowed") and 0 < line <= len(lines):
+        src = lines[line - 1]
+        start = len(src) - len(src.lstrip(" "))
+        above = _previous_content_line(lines, line - 1)
+        if above is not None:
+            above_text = lines[above]
+            above_indent = len(above_text) - len(above_text.lstrip(" "))
+            key, sep, value = above_text.strip().partition(":")
+            if start > above_indent and sep and value.strip() and not src[:col - 1].strip().count(": "):
+                return SpecError(
+                    f"YAML syntax error: this line is indented deeper than '{key.lstrip('- ')}' on line "
+                    f"{above + 1}, so YAML reads it as the rest of that value and then finds ': '; "
+                    f"align it with '{key.lstrip('- ')}', or quote the value", file, line, start + 1)
+        return SpecError("YAML syntax error: a value contains ': ' - put the value in quotes "
+                         "(key: \"text: more\")", file, line, col)
+
+    if problem == "did not find expected key" and exc.context_mark is not None:
+        at = exc.context_mark
+        return SpecError(f"YAML syntax error: this line does not line up with the keys above it "
+                         f"(they start at column {at.column + 1}); fix its indentation", file, line, col)
+
+    if exc.context:
+        problem = f"{problem} ({exc.context})"
+    return SpecError(f"YAML syntax error: {problem}", file, line, col)
+
+
+def _previous_content_line(lines: list[str], index: int) -> int | None:
+    """Index of the closest line before `index` that is neither blank nor a comment."""
+    for i in range(index - 1, -1, -1):
+        stripped = lines[i].strip()
+        if stripped and not stripped.startswith("#"):
+            return i
+    return None
