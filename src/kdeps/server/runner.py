@@ -1,6 +1,6 @@
 """`kdeps run PATH`: load the agent, build the app and serve it with uvicorn (uvloop + httptools
-when installed). One process by default; `workers > 1` uses uvicorn's multi-process supervisor and
-`dev` its reloader, both of which rebuild the app in each child through `app_from_env`."""
+when installed). One process by default; `workers > 1` uses uvicorn's multi-process supervisor (each
+child rebuilds the app through `app_from_env`); `dev` swaps in each good edit (`server.devreload`)."""
 
 from __future__ import annotations
 
@@ -144,7 +144,12 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS, "lifespan": "on",
         "http": http_protocol(),
     }
-    if workers <= 1 and not dev:
+    if dev:  # one process that swaps in each good edit (kdeps.server.devreload)
+        from kdeps.server.devreload import DevApp
+
+        app = DevApp(_agent_dir(path), app, lambda: build_app(
+            path, openai_compat=openai_compat, max_body=max_body, max_concurrency=max_concurrency)[0])
+    if workers <= 1 or dev:
         config = uvicorn.Config(app, **common)
         server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai),
                          on_exit=functools.partial(drain, app))
@@ -158,21 +163,13 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
                                        "max_body": max_body, "max_concurrency": max_concurrency,
                                        "log_level": log_level})
     del app  # each child builds its own
-    agent_dir = str(_agent_dir(path))
-    config = uvicorn.Config("kdeps.server.runner:app_from_env", factory=True, workers=1 if dev else workers,
-                            reload=dev, reload_dirs=[agent_dir] if dev else None,
-                            reload_includes=["*.yaml", "*.yml"] if dev else None, **common)
+    config = uvicorn.Config("kdeps.server.runner:app_from_env", factory=True, workers=workers, **common)
     sock = config.bind_socket()
     _announce_all(host, port, settings, openai)
     try:
-        if dev:
-            from uvicorn.supervisors import ChangeReload
+        from uvicorn.supervisors import Multiprocess
 
-            ChangeReload(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
-        else:
-            from uvicorn.supervisors import Multiprocess
-
-            Multiprocess(config, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:
         pass
 
