@@ -51,6 +51,7 @@ class _Run:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    finish_reason: str = ""
 
 
 async def run(ctx: ActionContext, config: Any) -> Any:
@@ -364,6 +365,7 @@ def _tally(state: _Run, result: ChatResult) -> None:
         state.backend = result.backend
     if result.model:
         state.model = result.model
+    state.finish_reason = result.finish_reason or state.finish_reason
 
 
 # -- JSON ----------------------------------------------------------------------------------------------
@@ -426,6 +428,7 @@ def _usage(state: _Run | None, elapsed: float) -> dict[str, Any]:
         "attempts": state.attempts,
         "calls": state.calls,
         "tool_calls": state.tool_calls,
+        "finish_reason": state.finish_reason,
     }
 
 

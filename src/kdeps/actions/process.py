@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from typing import Any
 
 from kdeps.actions.base import ActionContext
 from kdeps.errors import ResourceError
+
+log = logging.getLogger("kdeps.resource")
 
 OUTPUT_CAP = 16 * 1024 * 1024
 
@@ -85,8 +88,15 @@ def parse_stdout(text: str) -> Any:
 
 
 def finish(ctx: ActionContext, result: Completed, what: str) -> Any:
+    """The parsed stdout; on a non-zero exit the client gets the last line of the output (a Python
+    traceback's exception line) and the server log the whole of it, with the resource's file:line."""
     ctx.record(stdout=result.stdout, stderr=result.stderr, exitCode=result.exit_code)
     if result.exit_code != 0:
-        tail = result.stderr.strip()[-2000:] or result.stdout.strip()[-2000:]
-        raise ResourceError(ctx.resource_id, f"{what} exited with code {result.exit_code}: {tail}", 500)
+        output = result.stderr.strip() or result.stdout.strip()
+        last = output.splitlines()[-1].strip()[:300] if output else ""
+        plan = getattr(getattr(ctx, "project", None), "resources", {}).get(ctx.resource_id)
+        where = f" ({plan.file}:{plan.line})" if plan is not None else ""
+        log.error("resource %s%s: %s exited with code %d:\n%s", ctx.resource_id, where, what,
+                  result.exit_code, output[-8000:])
+        raise ResourceError(ctx.resource_id, f"{what} exited with code {result.exit_code}: {last}", 500)
     return parse_stdout(result.stdout)

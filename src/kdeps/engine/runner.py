@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from kdeps import observability
 from kdeps.actions import get_action
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.engine.scope import AgentInfo, LoopState, RequestState, ResourceRecord, Scope, agent_env
@@ -114,9 +114,13 @@ class Engine:
                            arguments: dict[str, Any] | None = None) -> Any:
         """Restrictions → skip → check → input validation → items → (before → primary → after →
         apiResponse) with the onError policy, as the Go engine orders them."""
+        with observability.resource(aid, self.resources[aid], state):  # log line, metrics, span
+            return await self._run_resource(aid, state, emit, arguments)
+
+    async def _run_resource(self, aid: str, state: RequestState, emit: Emit | None,
+                            arguments: dict[str, Any] | None) -> Any:
         plan = self.resources[aid]
         record = ResourceRecord()
-        started = time.perf_counter()
         try:
             scope = Scope(state, aid, plan, items=arguments)
             _check_restrictions(plan, state.request)
@@ -144,9 +148,8 @@ class Engine:
                     outputs.append(await self._guarded(plan, item_scope, record, emit))
                 record.output = record.item_values = outputs
         except Skipped:
-            log.debug("resource %s skipped", aid)
+            record.meta["skipped"] = True
         state.records[aid] = record
-        log.debug("resource %s done in %.1f ms", aid, (time.perf_counter() - started) * 1000)
         return record.output
 
     def _check(self, plan: ResourcePlan, scope: Scope) -> None:
@@ -207,6 +210,8 @@ class Engine:
                 raise
             except ResourceError as err:
                 error = err
+                if observability.missing_key(err):  # a server misconfiguration, not the client's
+                    error = ResourceError(aid, err.message, 503)
             except KdepsError as err:
                 error = _as_resource_error(aid, err)
             except TimeoutError:
@@ -366,6 +371,8 @@ def _as_resource_error(aid: str, err: KdepsError) -> ResourceError:
 
     if isinstance(err, LLMTimeoutError):
         return ResourceError(aid, str(err), 504)
+    if observability.missing_key(err):
+        return ResourceError(aid, str(err), 503)
     if isinstance(err, LLMError):
         return ResourceError(aid, str(err), 502)
     if isinstance(err, ExprError):
@@ -395,8 +402,4 @@ def _token_totals(state: RequestState) -> dict[str, int] | None:
 
 
 def _llm_meta(state: RequestState) -> dict[str, Any]:
-    for record in state.records.values():
-        usage = record.meta.get("usage")
-        if isinstance(usage, dict) and usage.get("backend"):
-            return {"model": usage.get("model"), "backend": usage.get("backend")}
-    return {}
+    return observability.llm_meta(state.records)

@@ -21,8 +21,9 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Mount
 
+from kdeps import observability
 from kdeps.engine.request import RequestData, ResponseData
-from kdeps.server import openai_compat
+from kdeps.server import metrics, openai_compat
 from kdeps.server.config import ServerSettings, resolve_auth_token, settings_from_project
 from kdeps.server.cors import Cors
 from kdeps.server.incoming import (
@@ -52,7 +53,7 @@ from kdeps.session import SessionStore, SessionTooLarge, create_store
 
 SESSION_COOKIE = "kdeps_session"
 SESSION_HEADER = "x-session-id"
-PROBE_PATHS = ("/health", "/ready")
+PROBE_PATHS = ("/health", "/ready", metrics.PATH)
 _ID_OK = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 _SKIP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
@@ -128,6 +129,7 @@ class KdepsASGI:
         common = {} if self.cors.is_preflight(method, headers) else self.cors.response_headers(headers)
         common["x-request-id"] = request_id
         sender = ResponseSender(send, common, head=method == "HEAD")
+        span = observability.start_request(method, scope["path"])  # None unless tracing is on
 
         try:
             reply = await self._handle(scope, receive, headers, request_id, ip, sender)
@@ -148,6 +150,8 @@ class KdepsASGI:
         if sender.left:
             reply.status = 499  # as proxies log it: the client closed the connection first
         self._log(request_id, method, scope["path"], reply, ip, started, sender.size)
+        metrics.request_done(method, reply.route, reply.status, time.perf_counter() - started)
+        observability.end_request(span, reply.status, reply.route)
 
     def _log(self, request_id: str, method: str, path: str, reply: _Reply, ip: str, started: float,
              size: int) -> None:
@@ -162,13 +166,20 @@ class KdepsASGI:
         }
         if reply.resources is not None:
             entry["resources"] = reply.resources
-        access_log.info(json.dumps(entry, default=str, separators=(",", ":")))
+        if reply.status >= 400 and reply.body:
+            entry["error"] = _error_of(reply.body)  # the failing resource and its message
+        access_log.info(json.dumps(entry, default=str, separators=(",", ":")), extra={"entry": entry})
 
     def _probe(self, path: str) -> _Reply:
         """/health: the process answers. /ready: it takes new work (503 once draining). No auth: the
         kubelet sends no token."""
         if path == "/ready" and self.draining:
             return _Reply.error(503, "server is shutting down", {"retry-after": "1"})
+        if path == metrics.PATH:
+            if not metrics.available():
+                return _Reply.error(404, "metrics need prometheus-client: pip install prometheus-client")
+            body, ctype = metrics.exposition()
+            return _Reply(200, body, {"content-type": ctype})
         return _Reply(200, b'{"status":"ok"}', {"content-type": "application/json"})
 
     # -- one request ------------------------------------------------------------------------------
@@ -523,6 +534,19 @@ async def _clean_periodically(store: SessionStore, interval: float) -> None:
             await store.cleanup()
         except Exception:
             error_log.exception("session cleanup failed")
+
+
+def _error_of(body: bytes) -> dict[str, Any] | None:
+    """`{"resource", "message"}` of an error body, for the access log."""
+    try:
+        error = json.loads(body).get("error") if len(body) < 65536 else None
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(error, str):
+        return {"message": error}
+    if not isinstance(error, dict):
+        return None
+    return {"resource": error.get("resource") or error.get("resourceId"), "message": error.get("message")}
 
 
 def _model_name(project: Any) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -25,22 +24,11 @@ _ENV_KEY = "KDEPS_SERVE_OPTIONS"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
-def setup_logging(level: str = "info") -> None:
-    """Access log lines (JSON) and server errors go to stderr; uvicorn's own chatter stays at warning."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access = logging.getLogger("kdeps.access")
-    access.handlers[:] = [handler]
-    access.setLevel(logging.INFO if level in ("info", "debug") else logging.WARNING)
-    access.propagate = False
-    plain = logging.StreamHandler(sys.stderr)
-    plain.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    for name in ("kdeps", "uvicorn"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [plain]
-        logger.setLevel(logging.DEBUG if level == "debug" else logging.INFO if name == "kdeps"
-                        else logging.WARNING)
-        logger.propagate = False
+def setup_logging(level: str = "info", fmt: str = "auto") -> None:
+    """Request lines and server messages go to stderr: text on a terminal, JSON otherwise (kdeps.logs)."""
+    from kdeps.logs import configure
+
+    configure(level, fmt)
 
 
 def _agent_dir(path: str | Path) -> Path:
@@ -72,7 +60,7 @@ def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | 
 def app_from_env() -> Starlette:
     """App factory for worker and reload child processes (options travel in an env var)."""
     options = json.loads(os.environ[_ENV_KEY])
-    setup_logging(options.pop("log_level", "info"))
+    setup_logging(options.pop("log_level", "info"), options.pop("log_format", "auto"))
     app, _ = build_app(options.pop("path"), **options)
     return app
 
@@ -124,11 +112,12 @@ class _Server(uvicorn.Server):
 
 def serve(path: str | Path, host: str | None = None, port: int | None = None, workers: int = 1,
           dev: bool = False, *, openai_compat: bool = False, max_body: int | None = None,
-          max_concurrency: int | None = None, log_level: str = "info", project: Any = None) -> None:
+          max_concurrency: int | None = None, log_level: str = "info", log_format: str = "auto",
+          project: Any = None) -> None:
     """Serve the agent at `path` until SIGINT/SIGTERM; in-flight requests finish before exit.
     `project` skips loading when the caller already has it. Exits with status 1 and a one-line
     message (no traceback) when the agent cannot be served, e.g. an unset authToken variable."""
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     try:
         app, settings = build_app(path, openai_compat=openai_compat, max_body=max_body,
                                   max_concurrency=max_concurrency, project=project)
@@ -161,7 +150,7 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
 
     os.environ[_ENV_KEY] = json.dumps({"path": str(Path(path).resolve()), "openai_compat": openai_compat,
                                        "max_body": max_body, "max_concurrency": max_concurrency,
-                                       "log_level": log_level})
+                                       "log_level": log_level, "log_format": log_format})
     del app  # each child builds its own
     config = uvicorn.Config("kdeps.server.runner:app_from_env", factory=True, workers=workers, **common)
     sock = config.bind_socket()
