@@ -29,6 +29,8 @@ def setup_tracing(provider: Any = None) -> bool:
     standard OTEL_* variables when OTEL_EXPORTER_OTLP_ENDPOINT is set. False when it stays off."""
     global _tracer
     if provider is None:
+        if _tracer is not None:
+            return True
         if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             return False
         try:
@@ -208,8 +210,11 @@ def llm_meta(records: dict[str, Any]) -> dict[str, Any]:
 
 def missing_key(err: KdepsError) -> bool:
     """A backend key that is not set (a server misconfiguration: answered 503, not 4xx)."""
+    from kdeps.errors import ResourceError
     from kdeps.llm.errors import AuthError
 
+    if isinstance(err, ResourceError) and err.status == 400 and "no API key" in err.message:
+        return True  # the chat action's own check, before any LLM call
     seen: BaseException | None = err
     for _ in range(3):
         if seen is None:

@@ -25,10 +25,13 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 def setup_logging(level: str = "info", fmt: str = "auto") -> None:
-    """Request lines and server messages go to stderr: text on a terminal, JSON otherwise (kdeps.logs)."""
+    """Request lines and server messages go to stderr: text on a terminal, JSON otherwise (kdeps.logs);
+    traces go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set (kdeps.observability)."""
     from kdeps.logs import configure
+    from kdeps.observability import setup_tracing
 
     configure(level, fmt)
+    setup_tracing()  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 
 def _agent_dir(path: str | Path) -> Path:
