@@ -58,11 +58,12 @@ def run_checks(path: str) -> list[Check]:
         checks.append(agent_check)
     if project is None:
         return checks
+    from kdeps.deploy.usage import chat_usage
     from kdeps.engine.scope import agent_env
 
     agent = project.workflow.settings.agent_settings
     env = agent_env(getattr(agent, "env", None))
-    uses = _backends(project, env)
+    uses = chat_usage(project, env)
     checks += _keys(uses, env)
     if "ollama" in uses:
         checks += _ollama(project, env, uses["ollama"])
@@ -119,33 +120,6 @@ def _agent(path: str) -> tuple[Any, Check | None]:
     return project, Check(OK, f"agent '{name}' loads ({len(project.resources)} resources)")
 
 
-def _text(value: Any, env: dict[str, str]) -> str:
-    """A block value as far as it can be known before a request: env() references resolved."""
-    text = str(value or "").strip()
-    if text.startswith("{{") and "env(" in text:
-        name = text.split("env(", 1)[1].split(")", 1)[0].strip("'\" ")
-        return env.get(name, "")
-    return text
-
-
-def _backends(project: Any, env: dict[str, str]) -> dict[str, dict[str, set[str]]]:
-    """backend → {model → resources using it}, for every chat block and fallback."""
-    from kdeps.spec.backends import DEFAULT_BACKEND
-
-    default = (env.get("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-    default = {"file": "gguf", "llamafile": "gguf"}.get(default, default)
-    uses: dict[str, dict[str, set[str]]] = {}
-    for aid, plan in project.resources.items():
-        for chat in plan.chats():
-            backend = (_text(chat.backend, env) or default).lower()
-            uses.setdefault(backend, {}).setdefault(_text(chat.model, env), set()).add(aid)
-            for fb in getattr(chat, "fallback", None) or ():
-                name = (_text(getattr(fb, "backend", None), env) or backend).lower()
-                model = _text(getattr(fb, "model", None), env) or _text(chat.model, env)
-                uses.setdefault(name, {}).setdefault(model, set()).add(aid)
-    return uses
-
-
 def _keys(uses: dict[str, dict[str, set[str]]], env: dict[str, str]) -> list[Check]:
     from kdeps.llm.registry import backend_info
 
@@ -169,7 +143,9 @@ def _keys(uses: dict[str, dict[str, set[str]]], env: dict[str, str]) -> list[Che
 
 def _ollama_base(project: Any, env: dict[str, str]) -> str:
     agent = project.workflow.settings.agent_settings
-    url = _text(getattr(agent, "ollama_url", None), env) or env.get("OLLAMA_HOST") or "http://localhost:11434"
+    from kdeps.deploy.usage import static_text
+
+    url = static_text(getattr(agent, "ollama_url", None), env) or env.get("OLLAMA_HOST") or "http://localhost:11434"
     return (url if "://" in url else f"http://{url}").rstrip("/")
 
 

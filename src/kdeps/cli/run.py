@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
@@ -34,7 +37,27 @@ from kdeps.cli.common import dump, fail, load, parse_inputs
 def command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, route: str | None,
             host: str | None, port: int | None, workers: int, dev: bool, openai_compat: bool,
             pull_models: bool, verbose: bool, debug: bool, log_format: str) -> None:
-    """Serve the agent at PATH (a workflow.yaml or its folder) as an HTTP API."""
+    """Serve the agent at PATH (a workflow.yaml, its folder or a .kdeps package) as an HTTP API."""
+    with contextlib.ExitStack() as stack:
+        if path.endswith(".kdeps") and os.path.isfile(path):
+            path = _unpack(path, stack.enter_context(tempfile.TemporaryDirectory(prefix="kdeps-run-")))
+        _command(path, once, inputs, method, route, host, port, workers, dev, openai_compat, pull_models,
+                 verbose, debug, log_format)
+
+
+def _unpack(archive: str, scratch: str) -> str:
+    """A .kdeps package unpacked into `scratch` (kept while the agent runs)."""
+    from kdeps.deploy.package import PackageError, extract_archive
+
+    try:
+        return str(extract_archive(Path(archive), Path(scratch) / "agent"))
+    except PackageError as err:
+        fail(f"error: {err}")
+
+
+def _command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, route: str | None,
+             host: str | None, port: int | None, workers: int, dev: bool, openai_compat: bool,
+             pull_models: bool, verbose: bool, debug: bool, log_format: str) -> None:
     project = load(path)
     if pull_models:
         from kdeps.cli.models import pull_all

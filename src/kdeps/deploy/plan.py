@@ -182,6 +182,12 @@ def _split_args(plan: BuildPlan, args: dict[str, Any]) -> None:
         plan.args[key] = value
 
 
+def _chat_usage(project: Any) -> Any:
+    from kdeps.deploy.k8s import chat_usage  # k8s builds on this module
+
+    return chat_usage(project)
+
+
 def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
                kdeps_wheel: str | None = None) -> BuildPlan:
     """Decide the contents of the image for a loaded project (see module doc)."""
@@ -208,6 +214,8 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
     plan.ollama_image = f"ollama/ollama:{tag_value}"
     _ollama_wiring(plan, _attr(agent, "ollama_url"))
     plan.models = [str(m) for m in _attr(agent, "models", [])] if plan.ollama else []
+    if plan.ollama and plan.ollama_local:  # models chat resources name are pulled too
+        plan.models += [m for m in _chat_usage(project).ollama_models if m not in plan.models]
     plan.offline = bool(_attr(agent, "offline_mode", False))
     if plan.offline and plan.ollama and not plan.ollama_local:
         plan.warnings.append("offlineMode bakes models into the image, but ollamaUrl points elsewhere")
@@ -255,6 +263,8 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
             plan.warnings.append(f"osPackages: {pkg!r} is not a Debian package name; skipped")
     _split_env(plan, dict(_attr(agent, "env", {}) or {}))
     _split_args(plan, dict(_attr(agent, "args", {}) or {}))
+    # each used backend's key, by name: compose and the `docker run` hint pass it from the shell
+    plan.runtime_env += [k for k in _chat_usage(project).key_vars if k not in plan.runtime_env]
     if getattr(project, "root", None) is not None:
         from kdeps.deploy.package import collect_files
 
