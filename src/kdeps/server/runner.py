@@ -77,10 +77,9 @@ def http_protocol() -> Any:
 
 
 def _announce(host: str, port: int, settings: ServerSettings) -> None:
-    lines = [f"Starting API server on {host}:{port}"]
-    for route in settings.routes:
-        lines.extend(f"  {method} {route.path}" for method in route.methods)
-    print("\n".join(lines), flush=True)
+    from kdeps.server.banner import lines
+
+    print("\n".join(lines(host, port, settings)), flush=True)
 
 
 class _Server(uvicorn.Server):
