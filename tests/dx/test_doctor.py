@@ -92,3 +92,12 @@ def test_embedded_model(tmp_path: Path) -> None:
         assert "✗ the gguf backend needs llama-cpp-python" in out.stdout
     else:
         assert "✓ embedded model (default) found (SmolLM2" in out.stdout, out.stdout
+
+
+def test_validate_warns_about_an_unset_key(tmp_path: Path) -> None:
+    root = agent(tmp_path / "a", "http://127.0.0.1:9")
+    out = cli("validate", str(root), env={"OPENAI_API_KEY": ""})
+    assert out.returncode == 0
+    assert "warning: OPENAI_API_KEY is not set; backend openai (used by cloud) will answer 503" in out.stderr
+    quiet = cli("validate", str(root), env={"OPENAI_API_KEY": "sk-x"})
+    assert "OPENAI_API_KEY" not in quiet.stderr

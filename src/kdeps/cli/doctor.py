@@ -64,7 +64,7 @@ def run_checks(path: str) -> list[Check]:
     agent = project.workflow.settings.agent_settings
     env = agent_env(getattr(agent, "env", None))
     uses = chat_usage(project, env)
-    checks += _keys(uses, env)
+    checks += _keys(project, env)
     if "ollama" in uses:
         checks += _ollama(project, env, uses["ollama"])
     if "gguf" in uses:
@@ -120,23 +120,17 @@ def _agent(path: str) -> tuple[Any, Check | None]:
     return project, Check(OK, f"agent '{name}' loads ({len(project.resources)} resources)")
 
 
-def _keys(uses: dict[str, dict[str, set[str]]], env: dict[str, str]) -> list[Check]:
-    from kdeps.llm.registry import backend_info
+def _keys(project: Any, env: dict[str, str]) -> list[Check]:
+    from kdeps.deploy.usage import key_users
 
     out = []
-    for backend in sorted(uses):
-        try:
-            var = backend_info(backend).env_var
-        except Exception:
-            out.append(Check(FAIL, f"unknown backend '{backend}'", "kdeps validate"))
-            continue
-        if not var:
-            continue
-        users = ", ".join(sorted({r for rs in uses[backend].values() for r in rs}))
+    for var, backends in sorted(key_users(project, env).items()):
+        names = ", ".join(sorted(backends))
+        users = ", ".join(sorted({r for rs in backends.values() for r in rs}))
         if (env.get(var) or "").strip():
-            out.append(Check(OK, f"{var} is set (backend {backend}, used by {users})"))
+            out.append(Check(OK, f"{var} is set (backend {names}, used by {users})"))
         else:
-            out.append(Check(FAIL, f"{var} is not set; backend {backend} is used by {users}",
+            out.append(Check(FAIL, f"{var} is not set; backend {names} is used by {users}",
                              f"export {var}=... (or set it under agentSettings.env)"))
     return out
 

@@ -9,13 +9,13 @@ from kdeps.spec.backends import DEFAULT_BACKEND
 
 
 def static_text(value: Any, env: dict[str, str]) -> str:
-    """A block value as far as it can be known before a request: `{{ env('X') }}` resolved from
-    `env`; other templates stay as written (callers skip those)."""
+    """A block value as far as it can be known before a request: `{{ get('X', 'env') }}` resolved
+    from `env`; other templates stay as written (callers skip those)."""
+    from kdeps.deploy.k8s import _env_ref
+
     text = str(value or "").strip()
-    if text.startswith("{{") and "env(" in text:
-        name = text.split("env(", 1)[1].split(")", 1)[0].strip("'\" ")
-        return env.get(name, "")
-    return text
+    name = _env_ref(text)
+    return env.get(name, "") if name else text
 
 
 def chat_usage(project: Any, env: dict[str, str] | None = None) -> dict[str, dict[str, set[str]]]:
@@ -33,3 +33,37 @@ def chat_usage(project: Any, env: dict[str, str] | None = None) -> dict[str, dic
                 model = static_text(getattr(fb, "model", None), env) or static_text(chat.model, env)
                 uses.setdefault(name, {}).setdefault(model, set()).add(aid)
     return uses
+
+
+def key_users(project: Any, env: dict[str, str] | None = None) -> dict[str, dict[str, set[str]]]:
+    """API-key variable → backend → ids of the resources that need it. A block's own `apiKey` wins
+    (a `{{ get('X', 'env') }}` template needs X; a literal key needs nothing), as the chat action
+    resolves it."""
+    from kdeps.deploy.k8s import _env_ref
+    from kdeps.errors import KdepsError
+    from kdeps.llm.registry import backend_info
+
+    env = env or {}
+    default = (env.get("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
+    default = {"file": "gguf", "llamafile": "gguf"}.get(default, default)
+    out: dict[str, dict[str, set[str]]] = {}
+
+    def add(aid: str, backend: str, api_key: Any) -> None:
+        if api_key:
+            var = _env_ref(api_key)
+        else:
+            try:
+                var = backend_info(backend).env_var
+            except KdepsError:
+                var = None
+        if var:
+            out.setdefault(var, {}).setdefault(backend, set()).add(aid)
+
+    for aid, plan in project.resources.items():
+        for chat in plan.chats():
+            primary = (static_text(chat.backend, env) or default).lower()
+            add(aid, primary, chat.api_key)
+            for fb in getattr(chat, "fallback", None) or ():
+                backend = (static_text(fb.backend, env) or primary).lower()
+                add(aid, backend, fb.api_key if fb.backend else (fb.api_key or chat.api_key))
+    return out
