@@ -9,8 +9,14 @@ from tests.agents import cli, make_agent
 from tests.fakes.ollama import OllamaFake
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def agent(root: Path, url: str, port: int = 0) -> Path:
-    settings = f"    portNum: {port}\n" if port else ""
+    settings = f"    portNum: {port or free_port()}\n"  # 3000 may be taken on a shared machine
     path = make_agent(root, {
         "local": f"""\
             metadata: {{actionId: local}}
