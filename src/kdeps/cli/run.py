@@ -26,7 +26,8 @@ from kdeps.cli.common import dump, fail, load, parse_inputs
 @click.option("--host", default=None, help="Bind address (default: apiServer.hostIp or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: apiServer.portNum or 3000).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option("--dev", is_flag=True, help="Reload when YAML files change.")
+@click.option("--dev", is_flag=True,
+              help="Swap in each saved edit; after a broken edit the last good version keeps serving.")
 @click.option("--openai", "openai_compat", is_flag=True,
               help="Also serve an OpenAI-compatible /v1/chat/completions endpoint.")
 @click.option("--pull-models", is_flag=True, help="Pull agentSettings.models into Ollama before serving.")

@@ -135,15 +135,16 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS, "lifespan": "on",
         "http": http_protocol(),
     }
+    served: Any = app
     if dev:  # one process that swaps in each good edit (kdeps.server.devreload)
         from kdeps.server.devreload import DevApp
 
-        app = DevApp(_agent_dir(path), app, lambda: build_app(
+        served = DevApp(_agent_dir(path), app, lambda: build_app(
             path, openai_compat=openai_compat, max_body=max_body, max_concurrency=max_concurrency)[0])
     if workers <= 1 or dev:
-        config = uvicorn.Config(app, **common)
+        config = uvicorn.Config(served, **common)
         server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai),
-                         on_exit=functools.partial(drain, app))
+                         on_exit=functools.partial(drain, served))
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
         if not server.started:
