@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 from tests.agents import cli, make_agent
@@ -66,3 +67,20 @@ def test_reference_lists_every_key() -> None:
         assert f"## {name}\n" in text
         for key in block.get("properties") or {}:
             assert f"| `{key}`" in text, f"{name}.{key}"
+
+
+@pytest.mark.local_model
+def test_a_log_line_while_the_embedded_model_loads(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    import shutil
+    import urllib.request
+
+    agent = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", agent)
+    with running(agent, "--log-format", "text") as server:
+        req = urllib.request.Request(server.url + "/api/v1/chat", data=b'{"q": "Hi"}', method="POST",
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            assert r.status == 200
+        log = server.stderr
+    assert "loading the embedded model SmolLM2" in log and "loaded in" in log

@@ -8,6 +8,7 @@ safe to share between threads)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -18,6 +19,8 @@ from typing import Any, ClassVar
 
 from kdeps.llm.errors import BadRequestError, InvalidResponseError, NotFoundError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta, Usage
+
+_log = logging.getLogger("kdeps.llm.gguf")
 
 DEFAULT_MODEL = "smollm2:135m"
 DEFAULT_CONTEXT = 2048
@@ -141,7 +144,10 @@ def _load(request: ChatRequest, endpoint: Endpoint) -> _Loaded:
             except ImportError:
                 raise BadRequestError("gguf", "the embedded gguf backend needs llama-cpp-python: "
                                       f"{INSTALL_HINT}") from None
+            started = time.monotonic()
+            _log.info("loading the embedded model %s (first use; a few seconds)", path.name)
             llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 2, verbose=False)
+            _log.info("embedded model %s loaded in %.1fs", path.name, time.monotonic() - started)
             loaded = _models[key] = _Loaded(llama, threading.Lock())
     return loaded
 
