@@ -115,3 +115,16 @@ def test_validate_names_a_tab(tmp_path: Path) -> None:
     out = validate(agent(tmp_path, RESOURCE.format(extra="").replace("  actionId", "\tactionId")))
     assert out.returncode == 2
     assert "answer.yaml:4:1: YAML syntax error: a tab character; YAML indents with spaces" in out.stderr
+
+
+@pytest.mark.parametrize(("text", "line", "col", "words"), [
+    ('chat:\n  prompt: "hello\n  model: x\n', 2, 11, "quoted value that starts here is never closed"),
+    ("chat:\n  prompt:hello\n  model: x\n", 2, 3, "'prompt:hello' needs a space after ':'"),
+    ("routes:\n  - path: /a\n   methods: [POST]\n", 3, 4, "does not line up with the list items"),
+    ("a: [1, 2\nb: 3\n", 1, 4, "the '[' opened here is not closed"),
+    ('data: {{ get("x") }}\n', 1, 7, "a value that starts with '{{' must be quoted"),
+])
+def test_more_mistakes_in_plain_words(text: str, line: int, col: int, words: str) -> None:
+    [err] = errors_of(text)
+    assert words in err.message
+    assert (err.line, err.col) == (line, col)

@@ -129,7 +129,11 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 line, col = _mark(key_node)
-                self.errors.append(SpecError("mapping keys must be plain scalars", self.file, line, col))
+                message = "mapping keys must be plain scalars"
+                if key_node.flow_style and isinstance(key_node, yaml.MappingNode):
+                    line, col = _mark(node)  # `key: {{ x }}` unquoted reads as a mapping in a mapping
+                    message = "a value that starts with '{{' must be quoted: key: \"{{ ... }}\""
+                self.errors.append(SpecError(message, self.file, line, col))
                 continue
             # The key's source text: `on:` stays "on" rather than YAML 1.1's True.
             key = key_node.value
@@ -202,6 +206,13 @@ def syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
         if above is not None:
             above_text = lines[above]
             above_indent = len(above_text) - len(above_text.lstrip(" "))
+            body = above_text.strip().removeprefix("- ")
+            if above_indent == start and ": " not in body and not body.endswith(":"):
+                # the line above is not a `key: value` line, so YAML read it as text running on
+                # into this one: the mistake is up there
+                hint = (f"'{body[:40]}' needs a space after ':'" if ":" in body
+                        else f"'{body[:40]}' has no ':' after it; write 'key: value'")
+                return SpecError(f"YAML syntax error: {hint}", file, above + 1, above_indent + 1)
             key, sep, value = above_text.strip().partition(":")
             if start > above_indent and sep and value.strip() and not src[:col - 1].strip().count(": "):
                 return SpecError(
@@ -210,6 +221,25 @@ def syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
                     f"align it with '{key.lstrip('- ')}', or quote the value", file, line, start + 1)
         return SpecError("YAML syntax error: a value contains ': ' - put the value in quotes "
                          "(key: \"text: more\")", file, line, col)
+
+    if problem == "found unexpected end of stream" and exc.context == "while scanning a quoted scalar" \
+            and exc.context_mark is not None:
+        at = exc.context_mark
+        return SpecError("YAML syntax error: the quoted value that starts here is never closed; "
+                         "add the closing quote", file, at.line + 1, at.column + 1)
+
+    if problem.startswith("did not find expected ',' or") and exc.context_mark is not None:
+        at = exc.context_mark
+        bracket = "[" if "]" in problem else "{"
+        opened = lines[at.line] if at.line < len(lines) else ""
+        hint = "; a value starting with '{{' must be quoted" if "{{" in opened else ""
+        return SpecError(f"YAML syntax error: the '{bracket}' opened here is not closed (or a ',' is "
+                         f"missing){hint}", file, at.line + 1, at.column + 1)
+
+    if problem == "did not find expected '-' indicator" and exc.context_mark is not None:
+        at = exc.context_mark
+        return SpecError(f"YAML syntax error: this line does not line up with the list items above it "
+                         f"(they start at column {at.column + 1}); fix its indentation", file, line, col)
 
     if problem == "did not find expected key" and exc.context_mark is not None:
         at = exc.context_mark
