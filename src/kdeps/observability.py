@@ -115,9 +115,10 @@ def resource(aid: str, plan: Any, state: Any) -> Iterator[None]:
         backend = _llm_backend(exc)
         if backend:
             metrics.llm_error(backend)
-        run_log.info("resource %s failed in %.1f ms: %s", aid, seconds * 1000, message,
-                     extra={"resource": aid, "status": "error", "durationMs": round(seconds * 1000, 2),
-                            "requestId": request_id, **_where(plan)})
+        if run_log.isEnabledFor(logging.INFO):
+            run_log.info("resource %s failed in %.1f ms: %s", aid, seconds * 1000, message,
+                         extra={"resource": aid, "status": "error", "durationMs": round(seconds * 1000, 2),
+                                "requestId": request_id, **_where(plan)})
         if span is not None:
             from opentelemetry import trace
 
@@ -134,9 +135,10 @@ def resource(aid: str, plan: Any, state: Any) -> Iterator[None]:
         metrics.llm_used(usage)
         if span is not None:
             _llm_span(span, usage)
-    run_log.info("resource %s %s in %.1f ms", aid, status, seconds * 1000,
-                 extra={"resource": aid, "status": status, "durationMs": round(seconds * 1000, 2),
-                        "requestId": request_id})
+    if run_log.isEnabledFor(logging.INFO):
+        run_log.info("resource %s %s in %.1f ms", aid, status, seconds * 1000,
+                     extra={"resource": aid, "status": status, "durationMs": round(seconds * 1000, 2),
+                            "requestId": request_id})
     if span is not None:
         span.set_attribute("kdeps.resource.status", status)
         span.end()
