@@ -46,3 +46,33 @@ def test_dev_keeps_serving_the_last_good_version(tmp_path: Path) -> None:
         assert wait_for(lambda: agent_header(server.url) == "fixed"), server.stderr
         assert "reloaded after a change to response.yaml" in server.stderr
         assert server.proc is not None and server.proc.poll() is None
+
+
+def test_dev_starts_with_a_broken_agent_and_serves_it_once_fixed(tmp_path: Path) -> None:
+    import json
+    import urllib.error
+
+    agent = copy_agent("api", tmp_path)
+    response_file = agent / "resources" / "response.yaml"
+    good = response_file.read_text()
+    response_file.write_text(good.replace("  actionId: response", "  actionId: response\n  bogus: 1"))
+    with running(agent, "--dev") as server:
+        try:
+            urllib.request.urlopen(server.url + "/api/v1/echo", timeout=5)
+            raise AssertionError("expected 503")
+        except urllib.error.HTTPError as err:
+            assert err.code == 503
+            body = json.loads(err.read())
+        assert any("unknown key 'bogus'" in line for line in body["error"]["details"])
+        assert server.stderr.count("unknown key 'bogus'") == 1
+        response_file.write_text(good)
+        assert wait_for(lambda: _header_or_none(server.url) == "server-fixture"), server.stderr
+
+
+def _header_or_none(url: str) -> str | None:
+    import urllib.error
+
+    try:
+        return agent_header(url)
+    except urllib.error.HTTPError:
+        return None

@@ -59,7 +59,8 @@ def _unpack(archive: str, scratch: str) -> str:
 def _command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, route: str | None,
              host: str | None, port: int | None, workers: int, dev: bool, openai_compat: bool,
              pull_models: bool, verbose: bool, debug: bool, log_format: str) -> None:
-    project = load(path)
+    # --dev starts even with mistakes in the agent: it answers 503 naming them until they are fixed
+    project = None if dev and not once and not pull_models else load(path)
     if pull_models:
         from kdeps.cli.models import pull_all
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -64,7 +65,7 @@ class DevApp:
         self._lifespan: Lifespan | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._in_flight: dict[int, int] = {}  # id(app) -> requests it is answering
-        self._last_error = ""
+        self._last_error: str = getattr(app, "error_text", "")  # already logged by waiting_app
         self._retiring: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -152,3 +153,33 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, KdepsError):
         return f"  {err}"
     return f"  {type(err).__name__}: {err}"
+
+
+def waiting_app(err: BaseException) -> Any:
+    """What `--dev` serves while the agent has never loaded: /health answers, everything else is a
+    503 naming the mistakes, so a request never hangs."""
+    text = _describe(err)
+    log.error("the agent has errors; serving 503 until they are fixed and saved:\n%s", text)
+    return _Waiting(text)
+
+
+class _Waiting:
+    def __init__(self, error_text: str) -> None:
+        self.error_text = error_text
+        self.body = json.dumps({"success": False, "error": {
+            "message": "the agent has errors; fix them and save",
+            "details": [line.strip() for line in error_text.splitlines()]}}).encode()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        if scope["type"] != "http":
+            return
+        status, payload = (200, b'{"status":"ok"}') if scope["path"] == "/health" else (503, self.body)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")]})
+        await send({"type": "http.response.body", "body": payload})

@@ -124,8 +124,12 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         app, settings = build_app(path, openai_compat=openai_compat, max_body=max_body,
                                   max_concurrency=max_concurrency, project=project)
     except KdepsError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+        if not dev:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        from kdeps.server.devreload import waiting_app
+
+        app, settings = waiting_app(err), ServerSettings()  # until the first good edit
     host = host or settings.host
     port = settings.port if port is None else port
     openai = bool(getattr(getattr(getattr(app, "state", None), "kdeps", None), "openai_compat", False))
