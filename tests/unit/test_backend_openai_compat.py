@@ -542,17 +542,6 @@ async def test_azure_deployment_against_fake() -> None:
         assert "".join(d.text for d in deltas) == "ok"
 
 
-def test_backend_class_attributes() -> None:
-    table = {n: (b.env_var, b.default_base_url) for n, b in BACKENDS.items()}
-    assert table == {
-        "openai": ("OPENAI_API_KEY", "https://api.openai.com"),
-        "mistral": ("MISTRAL_API_KEY", "https://api.mistral.ai"),
-        "together": ("TOGETHER_API_KEY", "https://api.together.xyz"),
-        "perplexity": ("PERPLEXITY_API_KEY", "https://api.perplexity.ai"),
-        "groq": ("GROQ_API_KEY", "https://api.groq.com"),
-        "deepseek": ("DEEPSEEK_API_KEY", "https://api.deepseek.com")}
-
-
 def test_registry_finds_each_backend() -> None:
     from kdeps.llm import registry
 

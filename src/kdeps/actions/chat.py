@@ -22,9 +22,8 @@ from kdeps.errors import KdepsError, ResourceError
 from kdeps.expr.values import TextWithFields
 from kdeps.llm import client
 from kdeps.llm.errors import AuthError, LLMConnectionError, LLMError, LLMTimeoutError, NotFoundError
-from kdeps.llm.registry import UnknownBackendError, backend_info, get_backend
+from kdeps.llm.registry import UnknownBackendError, backend_info, resolve_endpoint
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, ToolCall, Usage
-from kdeps.spec.backends import DEFAULT_BACKEND
 
 DEFAULT_TIMEOUT = 60.0
 RAW_SHOWN = 500  # characters of a model's unparseable reply shown in an error
@@ -99,44 +98,17 @@ def _text(ctx: ActionContext, value: Any) -> str | None:
 
 
 def _endpoint(ctx: ActionContext, name: str | None, base_url: str | None, api_key: str | None) -> Endpoint:
-    """Backend name, base URL and key: resource values first, then workflow settings / env, then defaults."""
-    # KDEPS_DEFAULT_BACKEND (agentSettings.env or the environment) picks the backend of a chat
-    # block without one, as upstream; its local `file` (llamafile) backend maps to our embedded one.
-    default = (ctx.env("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-    default = {"file": "gguf", "llamafile": "gguf"}.get(default, default)
-    backend_name = (_text(ctx, name) or default).strip().lower()
+    """The rendered block values resolved by `kdeps.llm` (defaults, env, key); an unknown backend is a 400."""
     try:
-        info = backend_info(backend_name)
+        ollama_url = ctx.project.workflow.settings.agent_settings.ollama_url
+    except AttributeError:
+        ollama_url = None
+    try:
+        return resolve_endpoint(_text(ctx, name), base_url=_text(ctx, base_url), api_key=_text(ctx, api_key),
+                                env=ctx.env, ollama_url=_text(ctx, ollama_url),
+                                workdir=str(ctx.workflow_dir))
     except UnknownBackendError as exc:
         raise ResourceError(ctx.resource_id, str(exc), 400) from None
-    url = _text(ctx, base_url)
-    if url is None and backend_name == "ollama":
-        url = _ollama_url(ctx)
-    if backend_name == "gguf":
-        url = str(ctx.workflow_dir)  # the embedded backend resolves relative model paths against it
-    url = (url or info.default_url).strip().rstrip("/")
-    key = _text(ctx, api_key)
-    if key is None and info.env_var:
-        key = ctx.env(info.env_var) or None
-    if key is None and info.env_var:
-        raise ResourceError(
-            ctx.resource_id,
-            f"no API key for backend '{backend_name}': set the {info.env_var} environment variable "
-            f"or the resource's apiKey",
-            400,
-        )
-    return Endpoint(backend=backend_name, base_url=url, api_key=key.strip() if key else None)
-
-
-def _ollama_url(ctx: ActionContext) -> str | None:
-    try:
-        url = ctx.project.workflow.settings.agent_settings.ollama_url
-    except AttributeError:
-        url = None
-    url = _text(ctx, url) if url else None
-    if url is None and (host := ctx.env("OLLAMA_HOST")):  # as the ollama CLI reads it
-        url = host if "://" in host else f"http://{host}"
-    return url
 
 
 def _compose(ctx: ActionContext, config: Any) -> tuple[str | None, list[Message], str]:
@@ -189,7 +161,7 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
         rendered = [ctx.render(entry) for entry in config.files]
         images = load_images(ctx.resource_id, rendered, ctx.workflow_dir, list(ctx.request.files or []))
     if images:
-        if not getattr(get_backend(endpoint.backend), "accepts_images", True):
+        if not backend_info(endpoint.backend).images:
             raise ResourceError(
                 ctx.resource_id,
                 f"backend '{endpoint.backend}' does not accept images; remove files: or use a "
@@ -306,19 +278,12 @@ def _remember_arguments(ctx: ActionContext, call: ToolCall, declared: frozenset[
 
 
 async def _call(state: _Run, request: ChatRequest) -> ChatResult:
-    """One model call (streamed when asked), through the fallback chain when there is one."""
+    """One model call through the fallback chain (streamed when asked: deltas go to the client)."""
     loop = asyncio.get_running_loop()
     request.timeout = max(0.001, state.deadline - loop.time())
-    if state.fallbacks:
-        alternatives = list(zip(state.fallbacks, state.fallback_models, strict=True))
-        result = await client.complete_with_fallback(
-            request, state.endpoint, alternatives, retry=state.retry,
-            on_delta=_emitter(state) if state.stream else None,
-        )
-    elif state.stream:
-        result = await _stream(state, request)
-    else:
-        result = await client.complete(request, state.endpoint, retry=state.retry)
+    alternatives = list(zip(state.fallbacks, state.fallback_models, strict=True))
+    result = await client.complete_with_fallback(request, state.endpoint, alternatives, retry=state.retry,
+                                                 on_delta=_emitter(state) if state.stream else None)
     _tally(state, result)
     if (conversation := getattr(state.ctx.request, "conversation", None)) is not None:
         conversation.finish_reason = result.finish_reason
@@ -335,24 +300,6 @@ def _emitter(state: _Run) -> Any:
                                               "text": text})
 
     return emit
-
-
-async def _stream(state: _Run, request: ChatRequest) -> ChatResult:
-    emit = _emitter(state)
-    parts: list[str] = []
-    calls: list[ToolCall] = []
-    usage = Usage()
-    finish = ""
-    async for delta in client.stream(request, state.endpoint, retry=state.retry):
-        if delta.text:
-            parts.append(delta.text)
-            await emit(delta.text)
-        calls.extend(delta.tool_calls)
-        if delta.usage is not None:
-            usage = delta.usage
-        finish = delta.finish_reason or finish
-    return ChatResult(text="".join(parts), tool_calls=calls, finish_reason=finish, usage=usage,
-                      model=request.model, backend=state.endpoint.backend)
 
 
 def _tally(state: _Run, result: ChatResult) -> None:
@@ -433,13 +380,6 @@ def _timeout_message(backend: str, timeout: float) -> str:
     return f"no complete answer from {backend} within {timeout:g}s (timeoutDuration, retries included)"
 
 
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _resource_error(resource: str, exc: LLMError, state: _Run | None, timeout: float) -> KdepsError:
     backend = exc.backend or (state.backend if state else "llm")
     model = state.model if state else ""
@@ -456,5 +396,5 @@ def _resource_error(resource: str, exc: LLMError, state: _Run | None, timeout: f
         message += f" (could not reach Ollama at {url}; start it with `ollama serve` or set baseUrl)"
     elif isinstance(exc, AuthError) and not exc.status:
         code = 400
-    return ResourceError(resource, _redact(message, state.secrets if state else []), code)
+    return ResourceError(resource, client.redact(message, state.secrets if state else []), code)
 

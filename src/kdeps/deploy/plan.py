@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kdeps import __version__
-from kdeps.deploy.ollama import chat_backends, needs_ollama
+from kdeps.deploy.ollama import IN_PROCESS_BACKENDS, chat_backends, needs_ollama
 from kdeps.deploy.secrets import is_secret_env, literal_secrets
 
 GPU_KINDS = ("cuda", "rocm", "intel", "vulkan")
@@ -211,7 +211,7 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
     plan.offline = bool(_attr(agent, "offline_mode", False))
     if plan.offline and plan.ollama and not plan.ollama_local:
         plan.warnings.append("offlineMode bakes models into the image, but ollamaUrl points elsewhere")
-    plan.gguf = any("gguf" in names for names in chat_backends(project).values())
+    plan.gguf = any(names & IN_PROCESS_BACKENDS for names in chat_backends(project).values())
 
     api = _attr(settings, "api_server")
     web_mode = bool(_attr(settings, "web_server_mode", False))

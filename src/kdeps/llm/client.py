@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
@@ -29,7 +28,8 @@ from typing import Any
 
 from kdeps.llm import transport
 from kdeps.llm.errors import InvalidResponseError, LLMError, LLMTimeoutError
-from kdeps.llm.registry import backend_info, check_api_key, get_backend, is_local, resolve_api_key
+from kdeps.llm.registry import backend_info, check_api_key, get_backend, is_local, resolve_endpoint
+from kdeps.llm.retry import RetryPolicy
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta, ToolCall, Usage
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "complete",
     "complete_with_fallback",
     "redact",
-    "resolve_api_key",
+    "resolve_endpoint",
     "stream",
 ]
 
@@ -48,53 +48,11 @@ log = logging.getLogger("kdeps.llm")
 _PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """The chat `retry:` block: attempts in total (first call included) and backoff in seconds."""
-
-    max_attempts: int = 3
-    initial_delay: float = 1.0
-    max_delay: float = 30.0
-    backoff_multiplier: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"retry maxAttempts must be at least 1, got {self.max_attempts}")
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise ValueError("retry delays cannot be negative")
-        if self.backoff_multiplier < 1:
-            raise ValueError(f"retry backoffMultiplier must be at least 1, got {self.backoff_multiplier}")
-
-    @property
-    def multiplier(self) -> float:
-        return self.backoff_multiplier
-
-    @classmethod
-    def from_config(cls, config: Any) -> RetryPolicy:
-        """From a `retry:` mapping (camelCase or snake_case keys) or an object with those attributes."""
-        if config is None:
-            return cls()
-        names = {"max_attempts": "maxAttempts", "initial_delay": "initialDelay", "max_delay": "maxDelay",
-                 "backoff_multiplier": "backoffMultiplier"}
-        values: dict[str, Any] = {}
-        for snake, camel in names.items():
-            if isinstance(config, Mapping):
-                value = config.get(snake, config.get(camel))
-            else:
-                value = getattr(config, snake, None)
-            if value is not None:
-                values[snake] = int(value) if snake == "max_attempts" else float(value)
-        return cls(**values)
-
-    def backoff(self, attempt: int) -> float:
-        """Wait after failed attempt number `attempt` (1-based): exponential, capped, up to 25 % shorter."""
-        base = min(self.max_delay, self.initial_delay * self.backoff_multiplier ** (attempt - 1))
-        return base * random.uniform(0.75, 1.0)
-
-
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every secret replaced by `***` (longest first, so overlapping keys vanish whole)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    """`text` with every secret replaced by `***` (longest first, so overlapping keys vanish whole).
+    Values shorter than 4 characters are left alone: no real key is that short, and replacing them
+    would mangle the message."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 
@@ -124,8 +82,7 @@ def _prepare(endpoint: Endpoint) -> tuple[Any, Endpoint]:
     """The backend and a complete endpoint (default URL filled in); AuthError if a needed key is missing."""
     backend = get_backend(endpoint.backend)
     if not endpoint.base_url:
-        default = backend_info(endpoint.backend).default_url or getattr(backend, "default_base_url", "")
-        endpoint = replace(endpoint, base_url=default)
+        endpoint = replace(endpoint, base_url=backend_info(endpoint.backend).default_url)
     check_api_key(endpoint)
     return backend, endpoint
 
@@ -255,19 +212,11 @@ async def _stream_once(backend: Any, request: ChatRequest, endpoint: Endpoint,
 
 def _next_wait(call: _Call, error: LLMError, attempt: int, request: ChatRequest) -> float | None:
     """Seconds to wait before another attempt, or None to give up now."""
-    if not error.retryable or attempt >= call.policy.max_attempts:
+    if not error.retryable:
         return None
     if attempt >= 2 and _repeats(error, request):
         return None  # one more try covers a fluke; more cannot change the answer
-    left = call.deadline - time.monotonic()
-    if left <= 0:
-        return None
-    wait = error.retry_after
-    if wait is not None and wait >= left:
-        return None  # the server wants us back after the deadline: stop now (fallback can start)
-    if wait is None or wait > call.policy.max_delay:
-        wait = call.policy.backoff(attempt)
-    return wait if wait < left else None
+    return call.policy.next_wait(attempt, error.retry_after, call.deadline - time.monotonic())
 
 
 def _repeats(error: LLMError, request: ChatRequest) -> bool:

@@ -4,15 +4,15 @@ retries and deadlines, so no backend touches the network, the YAML, env vars or 
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from kdeps.llm.catalog import Declaration
 from kdeps.llm.errors import InvalidResponseError, LLMError, error_for_status
+from kdeps.llm.retry import retry_after
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta
 
 Repeats = Literal["always", "at temperature 0"]
@@ -64,12 +64,28 @@ class StreamParser(ABC):
         return []
 
 
+def declare(cls: Any, declaration: Declaration) -> None:
+    """Give a backend class its catalog row and the attributes read from it."""
+    cls.declaration = declaration
+    cls.name, cls.env_var = declaration.name, declaration.env_var
+    cls.default_base_url, cls.accepts_images = declaration.default_url, declaration.images
+
+
 class Backend(ABC):
+    """An HTTP backend. A subclass sets `declaration` (its `kdeps.llm.catalog` row); `name`,
+    `env_var`, `default_base_url` and `accepts_images` are read from it."""
+
+    declaration: ClassVar[Declaration]
     name: ClassVar[str]
     env_var: ClassVar[str | None] = None
-    default_base_url: ClassVar[str]
+    default_base_url: ClassVar[str] = ""
     accepts_images: ClassVar[bool] = True
     stream_format: ClassVar[Literal["sse", "ndjson"]] = "sse"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "declaration" in cls.__dict__:
+            declare(cls, cls.declaration)
 
     @abstractmethod
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
@@ -106,18 +122,5 @@ class Backend(ABC):
         return error
 
     def retry_after(self, headers: Mapping[str, str], data: Any) -> float | None:
-        """Seconds to wait before retrying, from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
-        ms = headers.get("retry-after-ms")
-        if ms:
-            try:
-                return max(0.0, float(ms) / 1000)
-            except ValueError:
-                pass
-        value = headers.get("retry-after")
-        if not value:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
-            return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        """Seconds the provider asks us to wait before retrying (see `kdeps.llm.retry.retry_after`)."""
+        return retry_after(headers)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
+from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import AuthError, InvalidResponseError, LLMError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
@@ -84,9 +85,7 @@ def _arguments(backend: str, name: str, raw: Any) -> dict[str, Any]:
 class CohereBackend(Backend):
     """Cohere Command models through the v2 Chat API."""
 
-    name = "cohere"
-    env_var = "COHERE_API_KEY"
-    default_base_url = "https://api.cohere.ai"
+    declaration = BY_NAME["cohere"]
 
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
         messages = [{"role": "system", "content": request.system}] if request.system else []

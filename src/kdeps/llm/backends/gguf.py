@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kdeps.llm.catalog import BY_NAME, Declaration
 from kdeps.llm.errors import BadRequestError, InvalidResponseError, NotFoundError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta, Usage
 
@@ -40,10 +41,9 @@ _load_lock = threading.Lock()
 
 
 class GGUFBackend:
-    name: ClassVar[str] = "gguf"
-    env_var: ClassVar[str | None] = None
-    default_base_url: ClassVar[str] = ""
-    accepts_images: ClassVar[bool] = False
+    declaration: ClassVar[Declaration] = BY_NAME["gguf"]
+    name: ClassVar[str] = declaration.name
+    env_var: ClassVar[str | None] = declaration.env_var
 
     async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResult:
         loaded = await asyncio.to_thread(_load, request, endpoint)

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import (
     AuthError,
     BadRequestError,
@@ -229,9 +230,7 @@ class _Candidate:
 class GoogleBackend(Backend):
     """Gemini models through the Generative Language API."""
 
-    name = "google"
-    env_var = "GOOGLE_API_KEY"
-    default_base_url = "https://generativelanguage.googleapis.com"
+    declaration = BY_NAME["google"]
 
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
         system, contents = build_contents(request)

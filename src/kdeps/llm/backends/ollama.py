@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import InvalidResponseError, LLMError, NotFoundError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
@@ -24,9 +25,7 @@ _OPTIONS = (("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "
 
 
 class OllamaBackend(Backend):
-    name: ClassVar[str] = "ollama"
-    env_var: ClassVar[str | None] = None
-    default_base_url: ClassVar[str] = "http://localhost:11434"
+    declaration = BY_NAME["ollama"]
     stream_format: ClassVar[Literal["sse", "ndjson"]] = "ndjson"
 
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:

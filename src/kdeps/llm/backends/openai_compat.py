@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
+from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import BadRequestError, InvalidResponseError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
@@ -464,48 +465,35 @@ def _detail_text(detail: Any) -> str:
 
 # -- the providers ---------------------------------------------------------------------------------------
 class OpenAIBackend(OpenAICompatBackend):
-    name = "openai"
-    env_var = "OPENAI_API_KEY"
-    default_base_url = "https://api.openai.com"
+    declaration = BY_NAME["openai"]
     provider = Provider(max_tokens_field="max_completion_tokens", stream_options=True, message_names=True)
     own_hosts = ("api.openai.com",)
     foreign = COMPATIBLE
 
 
 class MistralBackend(OpenAICompatBackend):
-    name = "mistral"
-    env_var = "MISTRAL_API_KEY"
-    default_base_url = "https://api.mistral.ai"
+    declaration = BY_NAME["mistral"]
     provider = Provider(nine_char_tool_ids=True)
 
 
 class TogetherBackend(OpenAICompatBackend):
-    name = "together"
-    env_var = "TOGETHER_API_KEY"
-    default_base_url = "https://api.together.xyz"
+    declaration = BY_NAME["together"]
     provider = Provider()
 
 
 class PerplexityBackend(OpenAICompatBackend):
-    name = "perplexity"
-    env_var = "PERPLEXITY_API_KEY"
-    default_base_url = "https://api.perplexity.ai"
+    declaration = BY_NAME["perplexity"]
     provider = Provider(path="/chat/completions", requires_done=False, json_object=False, bare_schema=True,
                         alternate=True, strip_think=True, tool_turn_text="Calling {names}.")
 
 
 class GroqBackend(OpenAICompatBackend):
-    name = "groq"
-    env_var = "GROQ_API_KEY"
-    default_base_url = "https://api.groq.com"
+    declaration = BY_NAME["groq"]
     provider = Provider(path="/openai/v1/chat/completions")
 
 
 class DeepSeekBackend(OpenAICompatBackend):
-    name = "deepseek"
-    env_var = "DEEPSEEK_API_KEY"
-    default_base_url = "https://api.deepseek.com"
-    accepts_images = False
+    declaration = BY_NAME["deepseek"]
     provider = Provider(path="/chat/completions", stream_options=True, json_schema=False)
 
 
