@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kdeps.llm import transport
+from kdeps.llm import client, transport
 from kdeps.llm.backends.openai_compat import (
     AZURE_API_VERSION,
     BACKENDS,
@@ -237,7 +237,7 @@ async def test_images_as_data_urls(env: Any) -> None:
     req = ChatRequest(model="m", messages=[Message("user", "What is this?", images=[image])])
     if backend.name == "deepseek":
         with pytest.raises(BadRequestError, match="does not accept images"):
-            backend.build(req, ep)
+            await client.complete(req, ep)
         assert not DeepSeekBackend.accepts_images and fake.requests == []
         return
     await chat(backend, req, ep)

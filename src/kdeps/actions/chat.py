@@ -21,8 +21,15 @@ from kdeps.actions.chat_tools import CompiledTools, compile_tools, encode_result
 from kdeps.errors import KdepsError, ResourceError
 from kdeps.expr.values import TextWithFields
 from kdeps.llm import client
-from kdeps.llm.errors import AuthError, LLMConnectionError, LLMError, LLMTimeoutError, NotFoundError
-from kdeps.llm.registry import UnknownBackendError, backend_info, resolve_endpoint
+from kdeps.llm.errors import (
+    AuthError,
+    BadRequestError,
+    LLMConnectionError,
+    LLMError,
+    LLMTimeoutError,
+    NotFoundError,
+)
+from kdeps.llm.registry import UnknownBackendError, check_supported, resolve_endpoint
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, ToolCall, Usage
 
 DEFAULT_TIMEOUT = 60.0
@@ -161,13 +168,6 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
         rendered = [ctx.render(entry) for entry in config.files]
         images = load_images(ctx.resource_id, rendered, ctx.workflow_dir, list(ctx.request.files or []))
     if images:
-        if not backend_info(endpoint.backend).images:
-            raise ResourceError(
-                ctx.resource_id,
-                f"backend '{endpoint.backend}' does not accept images; remove files: or use a "
-                f"vision-capable backend (e.g. openai, anthropic, google, ollama)",
-                400,
-            )
         target = next((m for m in reversed(messages) if m.role == "user"), None)
         if target is None:
             target = Message(role="user", content="")
@@ -192,6 +192,10 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
     )
     if conversation is not None:
         conversation.fill(request, json_set=bool(config.json_response))
+    try:
+        check_supported(request, endpoint)
+    except BadRequestError as exc:
+        raise ResourceError(ctx.resource_id, exc.message, 400) from None
     fallbacks: list[Endpoint] = []
     fallback_models: list[str] = []
     for alt in config.fallback or []:

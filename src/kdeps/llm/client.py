@@ -28,7 +28,14 @@ from typing import Any
 
 from kdeps.llm import transport
 from kdeps.llm.errors import InvalidResponseError, LLMError, LLMTimeoutError
-from kdeps.llm.registry import backend_info, check_api_key, get_backend, is_local, resolve_endpoint
+from kdeps.llm.registry import (
+    backend_info,
+    check_api_key,
+    check_supported,
+    get_backend,
+    is_local,
+    resolve_endpoint,
+)
 from kdeps.llm.retry import RetryPolicy
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta, ToolCall, Usage
 
@@ -78,8 +85,10 @@ def _start(request: ChatRequest, retry: RetryPolicy | None, endpoints: Sequence[
                  secrets=[e.api_key for e in endpoints if e.api_key])
 
 
-def _prepare(endpoint: Endpoint) -> tuple[Any, Endpoint]:
-    """The backend and a complete endpoint (default URL filled in); AuthError if a needed key is missing."""
+def _prepare(request: ChatRequest, endpoint: Endpoint) -> tuple[Any, Endpoint]:
+    """The backend and a complete endpoint (default URL filled in); AuthError if a needed key is
+    missing, BadRequestError if the request needs what the backend lacks."""
+    check_supported(request, endpoint)
     backend = get_backend(endpoint.backend)
     if not endpoint.base_url:
         endpoint = replace(endpoint, base_url=backend_info(endpoint.backend).default_url)
@@ -105,7 +114,7 @@ async def stream(request: ChatRequest, endpoint: Endpoint, *,
 
 
 async def _complete(request: ChatRequest, endpoint: Endpoint, call: _Call) -> ChatResult:
-    backend, endpoint = _prepare(endpoint)
+    backend, endpoint = _prepare(request, endpoint)
     attempt = 0
     first: str | None = None
     while True:
@@ -149,7 +158,7 @@ async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadl
 
 
 async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> AsyncIterator[StreamDelta]:
-    backend, endpoint = _prepare(endpoint)
+    backend, endpoint = _prepare(request, endpoint)
     attempt = 0
     first: str | None = None
     while True:

@@ -142,6 +142,19 @@ def resolve_endpoint(name: str | None, *, base_url: str | None, api_key: str | N
     return endpoint
 
 
+def check_supported(request: ChatRequest, endpoint: Endpoint) -> None:
+    """Raise BadRequestError (before any call) when the request needs what the backend declares it
+    lacks: tools or images."""
+    info = backend_info(endpoint.backend)
+    if request.tools and not info.tools:
+        raise BadRequestError(info.name, f"the {info.name} backend does not support tools; use a backend "
+                                         "that does (see the backend table) for function calling")
+    if not info.images and any(m.images for m in request.messages):
+        raise BadRequestError(info.name, f"the {info.name} backend does not accept images; remove files: "
+                                         "or use a vision-capable backend (e.g. openai, anthropic, google, "
+                                         "ollama)")
+
+
 def check_api_key(endpoint: Endpoint) -> None:
     """Raise AuthError (before any network call) when the backend needs a key and has none."""
     env_var = backend_info(endpoint.backend).env_var

@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
 from kdeps.llm.catalog import BY_NAME
-from kdeps.llm.errors import BadRequestError, InvalidResponseError, UpstreamError
+from kdeps.llm.errors import InvalidResponseError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
 AZURE_API_VERSION = "2024-10-21"
@@ -98,9 +98,6 @@ class OpenAICompatBackend(Backend):
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
         base = endpoint.base_url or self.default_base_url
         p = self.profile(base)
-        if not self.accepts_images and any(m.images for m in request.messages):
-            raise BadRequestError(self.name, f"the {self.name} chat API does not accept images; "
-                                             "remove the files or use a vision-capable backend")
         url, params, azure = self._url(base, request.model)
         headers = {"Content-Type": "application/json",
                    "Accept": "text/event-stream" if stream else "application/json"}
