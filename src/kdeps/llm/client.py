@@ -114,26 +114,51 @@ async def stream(request: ChatRequest, endpoint: Endpoint, *,
 
 
 async def _complete(request: ChatRequest, endpoint: Endpoint, call: _Call) -> ChatResult:
+    async with aclosing(_attempts(request, endpoint, call, streaming=False)) as results:
+        async for result in results:
+            assert isinstance(result, ChatResult)
+            return result
+    raise AssertionError("unreachable")  # _attempts yields an answer or raises
+
+
+async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> AsyncIterator[StreamDelta]:
+    async with aclosing(_attempts(request, endpoint, call, streaming=True)) as deltas:
+        async for delta in deltas:
+            assert isinstance(delta, StreamDelta)
+            yield delta
+
+
+async def _attempts(request: ChatRequest, endpoint: Endpoint, call: _Call, *,
+                    streaming: bool) -> AsyncIterator[ChatResult | StreamDelta]:
+    """The retry loop shared by plain and streamed calls: one ChatResult, or the deltas of one
+    stream (retried only before its first delta)."""
     backend, endpoint = _prepare(request, endpoint)
     attempt = 0
     first: str | None = None
     while True:
         attempt += 1
         call.attempts += 1
+        started = False
         try:
-            result = await _attempt(backend, request, endpoint, call.deadline)
+            if streaming:
+                async with aclosing(_stream_once(backend, request, endpoint, call.deadline)) as deltas:
+                    async for delta in deltas:
+                        started = True
+                        yield delta
+            else:
+                result = await _attempt(backend, request, endpoint, call.deadline)
+                result.backend = endpoint.backend
+                result.attempts = attempt
+                yield result
+            return
         except LLMError as exc:
             error = _clean(exc, call)
             first = first or str(error)
-            wait = _next_wait(call, error, attempt, request)
+            wait = None if started else _next_wait(call, error, attempt, request)
             if wait is None:
                 raise _give_up(error, first, attempt) from None
             _log_retry(error, wait, attempt, call)
-            await asyncio.sleep(wait)
-            continue
-        result.backend = endpoint.backend
-        result.attempts = attempt
-        return result
+        await asyncio.sleep(wait)
 
 
 async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadline: float) -> ChatResult:
@@ -155,30 +180,6 @@ async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadl
     except _PARSE_ERRORS as exc:
         raise InvalidResponseError(endpoint.backend, f"unexpected answer shape ({type(exc).__name__}: "
                                    f"{str(exc)[:200]})", status) from None
-
-
-async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> AsyncIterator[StreamDelta]:
-    backend, endpoint = _prepare(request, endpoint)
-    attempt = 0
-    first: str | None = None
-    while True:
-        attempt += 1
-        call.attempts += 1
-        started = False
-        try:
-            async with aclosing(_stream_once(backend, request, endpoint, call.deadline)) as deltas:
-                async for delta in deltas:
-                    started = True
-                    yield delta
-            return
-        except LLMError as exc:
-            error = _clean(exc, call)
-            first = first or str(error)
-            wait = None if started else _next_wait(call, error, attempt, request)
-            if wait is None:
-                raise _give_up(error, first, attempt) from None
-            _log_retry(error, wait, attempt, call)
-        await asyncio.sleep(wait)
 
 
 async def _stream_once(backend: Any, request: ChatRequest, endpoint: Endpoint,
