@@ -238,7 +238,7 @@ async def test_images_as_data_urls(env: Any) -> None:
     if backend.name == "deepseek":
         with pytest.raises(BadRequestError, match="does not accept images"):
             await client.complete(req, ep)
-        assert not DeepSeekBackend.accepts_images and fake.requests == []
+        assert not DeepSeekBackend.declaration.images and fake.requests == []
         return
     await chat(backend, req, ep)
     content = fake.last.json["messages"][0]["content"]

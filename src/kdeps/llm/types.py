@@ -84,7 +84,6 @@ class ChatResult:
     finish_reason: str = ""
     usage: Usage = field(default_factory=Usage)
     model: str = ""
-    raw: Any = None
     backend: str = ""
     attempts: int = 1
 

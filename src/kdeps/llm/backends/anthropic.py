@@ -210,7 +210,7 @@ class AnthropicBackend(Backend):
                     calls.append(ToolCall(str(block.get("id", "")), str(block.get("name", "")), args))
         finish = "stop" if json_answer and not calls else _finish(data.get("stop_reason"))
         return ChatResult(text="".join(texts), tool_calls=calls, finish_reason=finish,
-                          usage=_usage(data.get("usage")), model=str(data.get("model", "")), raw=data,
+                          usage=_usage(data.get("usage")), model=str(data.get("model", "")),
                           backend=self.name)
 
     def stream_parser(self) -> StreamParser:

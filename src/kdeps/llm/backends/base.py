@@ -68,18 +68,17 @@ def declare(cls: Any, declaration: Declaration) -> None:
     """Give a backend class its catalog row and the attributes read from it."""
     cls.declaration = declaration
     cls.name, cls.env_var = declaration.name, declaration.env_var
-    cls.default_base_url, cls.accepts_images = declaration.default_url, declaration.images
+    cls.default_base_url = declaration.default_url
 
 
 class Backend(ABC):
     """An HTTP backend. A subclass sets `declaration` (its `kdeps.llm.catalog` row); `name`,
-    `env_var`, `default_base_url` and `accepts_images` are read from it."""
+    `env_var` and `default_base_url` are read from it."""
 
     declaration: ClassVar[Declaration]
     name: ClassVar[str]
     env_var: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""
-    accepts_images: ClassVar[bool] = True
     stream_format: ClassVar[Literal["sse", "ndjson"]] = "sse"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -131,7 +131,7 @@ class CohereBackend(Backend):
             args = _arguments(self.name, name, fn.get("arguments"))
             calls.append(ToolCall(str(raw.get("id", "")), name, args))
         return ChatResult(text=text, tool_calls=calls, finish_reason=_finish(data.get("finish_reason")),
-                          usage=_usage(data.get("usage")), model=str(data.get("model", "")), raw=data,
+                          usage=_usage(data.get("usage")), model=str(data.get("model", "")),
                           backend=self.name)
 
     def stream_parser(self) -> StreamParser:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import threading
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,6 @@ class GGUFBackend:
     async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResult:
         loaded = await asyncio.to_thread(_load, request, endpoint)
         kwargs = _generation_args(request)
-        started = time.perf_counter()
 
         def generate() -> dict[str, Any]:
             with loaded.lock:
@@ -64,7 +62,6 @@ class GGUFBackend:
                 finish_reason=choice.get("finish_reason") or "",
                 usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
                 model=request.model or DEFAULT_MODEL,
-                raw={"latency_s": time.perf_counter() - started},
             )
         except (KeyError, IndexError, TypeError) as err:
             raise InvalidResponseError(self.name, f"unexpected llama.cpp answer: {err}") from None

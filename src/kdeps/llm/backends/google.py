@@ -268,7 +268,7 @@ class GoogleBackend(Backend):
             raise err
         return ChatResult(text=cand.text, tool_calls=cand.calls, finish_reason=cand.finish(bool(cand.calls)),
                           usage=_usage(data.get("usageMetadata")), model=str(data.get("modelVersion", "")),
-                          raw=data, backend=self.name)
+                          backend=self.name)
 
     def stream_parser(self) -> StreamParser:
         return GoogleStreamParser(self)

@@ -74,7 +74,7 @@ class OllamaBackend(Backend):
             raise InvalidResponseError(self.name, "the answer's content is not text")
         calls = [_tool_call(self.name, i, c) for i, c in enumerate(message.get("tool_calls") or [])]
         return ChatResult(text=content, tool_calls=calls, finish_reason=data.get("done_reason") or "",
-                          usage=_usage(data), model=data.get("model") or "", raw=data, backend=self.name)
+                          usage=_usage(data), model=data.get("model") or "", backend=self.name)
 
     def error(self, status: int, data: Any, text: str, headers: Mapping[str, str]) -> LLMError:
         err = super().error(status, data, text, headers)

@@ -252,7 +252,7 @@ class OpenAICompatBackend(Backend):
             text = _THINK.sub("", text, count=1)
         calls = [self._tool_call(i, c) for i, c in enumerate(message.get("tool_calls") or [])]
         return ChatResult(text=text, tool_calls=calls, finish_reason=choice.get("finish_reason") or "",
-                          usage=_usage(data.get("usage")), model=data.get("model") or "", raw=data,
+                          usage=_usage(data.get("usage")), model=data.get("model") or "",
                           backend=self.name)
 
     def _tool_call(self, index: int, call: Any) -> ToolCall:
