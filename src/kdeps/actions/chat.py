@@ -24,12 +24,10 @@ from kdeps.llm import client
 from kdeps.llm.errors import (
     AuthError,
     BadRequestError,
-    LLMConnectionError,
     LLMError,
     LLMTimeoutError,
-    NotFoundError,
 )
-from kdeps.llm.registry import UnknownBackendError, check_supported, resolve_endpoint
+from kdeps.llm.registry import UnknownBackendError, backend_info, check_supported, resolve_endpoint
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, ToolCall, Usage
 
 DEFAULT_TIMEOUT = 60.0
@@ -153,7 +151,7 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
              timeout: float) -> tuple[_Run, ChatRequest, CompiledTools | None]:
     endpoint = _endpoint(ctx, config.backend, config.base_url, config.api_key)
     model = _text(ctx, config.model)
-    if model is None and endpoint.backend != "gguf":  # gguf has a default model (smollm2:135m)
+    if model is None and backend_info(endpoint.backend).default_model is None:
         raise ResourceError(ctx.resource_id, "chat needs a model (run.chat.model)", 400)
     system, messages, prompt = _compose(ctx, config)
     conversation = getattr(ctx.request, "conversation", None)  # the OpenAI endpoint's client conversation
@@ -386,18 +384,12 @@ def _timeout_message(backend: str, timeout: float) -> str:
 
 def _resource_error(resource: str, exc: LLMError, state: _Run | None, timeout: float) -> KdepsError:
     backend = exc.backend or (state.backend if state else "llm")
-    model = state.model if state else ""
     status = f" HTTP {exc.status}" if exc.status else ""
     message = f"{backend}{status}: {exc.message}"
     code = 502
     if isinstance(exc, LLMTimeoutError):
         message = _timeout_message(backend, timeout)
         code = 504
-    elif isinstance(exc, NotFoundError) and backend == "ollama" and "pull" not in exc.message:
-        message += f" (is the model pulled? try: ollama pull {model})"
-    elif isinstance(exc, LLMConnectionError) and backend == "ollama" and "ollama serve" not in exc.message:
-        url = state.endpoint.base_url if state else ""
-        message += f" (could not reach Ollama at {url}; start it with `ollama serve` or set baseUrl)"
     elif isinstance(exc, AuthError) and not exc.status:
         code = 400
     return ResourceError(resource, client.redact(message, state.secrets if state else []), code)

