@@ -39,6 +39,8 @@ class Declaration:
     runs: Runs = "remote"
     default_model: str | None = None
     """The model used when a chat block names none; None: the block must name one."""
+    aliases: tuple[str, ...] = ()
+    """Other names `KDEPS_DEFAULT_BACKEND` may give it (upstream's names for the same backend)."""
 
 
 DEFAULT_BACKEND = "ollama"
@@ -60,12 +62,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration("deepseek", "openai_compat", "DEEPSEEK_API_KEY", "https://api.deepseek.com",
                 "response_format", images=False),
     Declaration("gguf", "gguf", None, "", "grammar", tools=False, images=False, runs="in_process",
-                default_model="smollm2:135m"),
+                default_model="smollm2:135m", aliases=("file", "llamafile")),
 )
 """In the seed's order, the embedded `gguf` last."""
 
 BY_NAME: dict[str, Declaration] = {d.name: d for d in DECLARATIONS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+ALIASES: dict[str, str] = {alias: d.name for d in DECLARATIONS for alias in d.aliases}
 
 
 def names_running(runs: Runs) -> frozenset[str]:

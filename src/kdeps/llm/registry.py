@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from kdeps.llm.catalog import BY_NAME, DEFAULT_BACKEND, Declaration
+from kdeps.llm.catalog import ALIASES, BY_NAME, DEFAULT_BACKEND, Declaration
 from kdeps.llm.errors import AuthError, BadRequestError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta
 
@@ -40,7 +40,6 @@ BACKENDS: dict[str, Declaration] = BY_NAME
 """Every backend kdeps ships (`kdeps.llm.catalog`), in the seed's order."""
 
 _PKG = "kdeps.llm.backends."
-_DEFAULT_ALIASES = {"file": "gguf", "llamafile": "gguf"}  # upstream's local llamafile backend
 
 _instances: dict[str, Any] = {}
 _extra_info: dict[str, Declaration] = {}
@@ -125,7 +124,7 @@ def resolve_endpoint(name: str | None, *, base_url: str | None, api_key: str | N
     else the declared variable. UnknownBackendError or AuthError (no key) before any call."""
     if not name:
         name = (env("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-        name = _DEFAULT_ALIASES.get(name, name)
+        name = ALIASES.get(name, name)
     info = backend_info(name.strip().lower())
     if info.runs == "in_process":
         url = workdir
