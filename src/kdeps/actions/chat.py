@@ -42,7 +42,7 @@ class _Run:
     endpoint: Endpoint
     fallbacks: list[Endpoint]
     fallback_models: list[str]
-    retry: Any
+    retry: client.RetryPolicy | None
     deadline: float
     timeout: float
     stream: bool
@@ -198,10 +198,10 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
     fallback_models: list[str] = []
     for alt in config.fallback or []:
         fallbacks.append(_endpoint(ctx, alt.backend, alt.base_url, alt.api_key))
-        fallback_models.append(_text(ctx, alt.model) or model)
+        fallback_models.append(_text(ctx, alt.model) or model or "")
     state = _Run(ctx=ctx, endpoint=endpoint, fallbacks=fallbacks, fallback_models=fallback_models,
                  retry=_retry_policy(config.retry), deadline=deadline, timeout=timeout,
-                 stream=bool(config.stream), backend=endpoint.backend, model=model, prompt=prompt)
+                 stream=bool(config.stream), backend=endpoint.backend, model=model or "", prompt=prompt)
     state.secrets = [e.api_key for e in [endpoint, *fallbacks] if e.api_key]
     return state, request, tools
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -105,7 +105,7 @@ async def complete(request: ChatRequest, endpoint: Endpoint, *,
 
 
 async def stream(request: ChatRequest, endpoint: Endpoint, *,
-                 retry: RetryPolicy | None = None) -> AsyncIterator[StreamDelta]:
+                 retry: RetryPolicy | None = None) -> AsyncGenerator[StreamDelta, None]:
     """The answer as deltas while it is generated. Retried only before the first delta."""
     call = _start(request, retry, [endpoint])
     async with aclosing(_stream(request, endpoint, call)) as deltas:
@@ -121,7 +121,7 @@ async def _complete(request: ChatRequest, endpoint: Endpoint, call: _Call) -> Ch
     raise AssertionError("unreachable")  # _attempts yields an answer or raises
 
 
-async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> AsyncIterator[StreamDelta]:
+async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> AsyncGenerator[StreamDelta, None]:
     async with aclosing(_attempts(request, endpoint, call, streaming=True)) as deltas:
         async for delta in deltas:
             assert isinstance(delta, StreamDelta)
@@ -129,7 +129,7 @@ async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> Asyn
 
 
 async def _attempts(request: ChatRequest, endpoint: Endpoint, call: _Call, *,
-                    streaming: bool) -> AsyncIterator[ChatResult | StreamDelta]:
+                    streaming: bool) -> AsyncGenerator[ChatResult | StreamDelta, None]:
     """The retry loop shared by plain and streamed calls: one ChatResult, or the deltas of one
     stream (retried only before its first delta)."""
     backend, endpoint = _prepare(request, endpoint)
@@ -169,7 +169,8 @@ async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadl
             raise LLMTimeoutError(endpoint.backend, "deadline passed before the call")
         try:
             async with asyncio.timeout(left):
-                return await backend.complete(request, endpoint)
+                answer: ChatResult = await backend.complete(request, endpoint)
+                return answer
         except TimeoutError:
             raise LLMTimeoutError(endpoint.backend, f"no answer within {left:.3g} s") from None
     http = backend.build(request, endpoint, stream=False)
@@ -177,14 +178,15 @@ async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadl
     if not 200 <= status < 300:
         raise _named(backend.error(status, data, text, headers), http)
     try:
-        return backend.parse(data)
+        parsed: ChatResult = backend.parse(data)
     except _PARSE_ERRORS as exc:
         raise InvalidResponseError(endpoint.backend, f"unexpected answer shape ({type(exc).__name__}: "
                                    f"{str(exc)[:200]})", status) from None
+    return parsed
 
 
 async def _stream_once(backend: Any, request: ChatRequest, endpoint: Endpoint,
-                       deadline: float) -> AsyncIterator[StreamDelta]:
+                       deadline: float) -> AsyncGenerator[StreamDelta, None]:
     if is_local(backend):
         async with aclosing(backend.stream(request, endpoint)) as local:
             while True:

@@ -108,7 +108,7 @@ class Backend(ABC):
             elif isinstance(err, str):
                 return err
             if isinstance(data.get("message"), str):
-                return data["message"]
+                return str(data["message"])
         return text.strip()[:500] or f"HTTP {status}"
 
     def error(self, status: int, data: Any, text: str, headers: Mapping[str, str]) -> LLMError:

@@ -165,8 +165,8 @@ class CohereStreamParser(StreamParser):
         if not isinstance(obj, Mapping):
             return []
         kind = obj.get("type") or event
-        delta = obj.get("delta") if isinstance(obj.get("delta"), Mapping) else {}
-        message = delta.get("message") if isinstance(delta.get("message"), Mapping) else {}
+        delta: Mapping[str, Any] = obj["delta"] if isinstance(obj.get("delta"), Mapping) else {}
+        message: Mapping[str, Any] = delta["message"] if isinstance(delta.get("message"), Mapping) else {}
         index = int(obj.get("index") or 0)
         if kind == "content-delta":
             content = message.get("content") or {}

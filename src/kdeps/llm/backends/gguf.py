@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,7 +51,8 @@ class GGUFBackend:
 
         def generate() -> dict[str, Any]:
             with loaded.lock:
-                return loaded.llama.create_chat_completion(**kwargs)
+                answer: dict[str, Any] = loaded.llama.create_chat_completion(**kwargs)
+                return answer
 
         data = await asyncio.to_thread(generate)
         try:
@@ -66,7 +67,7 @@ class GGUFBackend:
         except (KeyError, IndexError, TypeError) as err:
             raise InvalidResponseError(self.name, f"unexpected llama.cpp answer: {err}") from None
 
-    async def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncIterator[StreamDelta]:
+    async def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncGenerator[StreamDelta, None]:
         """Tokens as llama.cpp makes them. A consumer that stops early (client gone, deadline) stops
         generation at the next token, which frees the model for the next request."""
         loaded = await asyncio.to_thread(_load, request, endpoint)

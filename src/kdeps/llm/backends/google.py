@@ -194,7 +194,7 @@ class _Candidate:
                 texts.append(str(part["text"]))
             fc = part.get("functionCall")
             if isinstance(fc, Mapping):
-                args = fc.get("args") if isinstance(fc.get("args"), dict) else {}
+                args: dict[str, Any] = fc["args"] if isinstance(fc.get("args"), dict) else {}
                 name = str(fc.get("name", ""))
                 ident = str(fc.get("id") or call_id(first_index + len(self.calls), name, args))
                 signature = str(part["thoughtSignature"]) if part.get("thoughtSignature") else None
