@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from kdeps.llm.catalog import BY_NAME, DEFAULT_BACKEND, Runs, names_running
 
@@ -23,6 +24,8 @@ OLLAMA_BACKENDS = _running("ollama")
 """Backends the image's Ollama serves."""
 IN_PROCESS_BACKENDS = _running("in_process")
 """Backends that need llama.cpp built into the image."""
+OLLAMA_DEFAULT_PORT = urlsplit(BY_NAME["ollama"].default_url).port or 80  # no port: HTTP's
+"""Where the image's Ollama listens unless `ollamaUrl` names another local port."""
 
 
 @dataclass(frozen=True)
