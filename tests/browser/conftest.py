@@ -25,7 +25,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     chrome = _binary("chromium", "chromium-browser")
     driver_path = _binary("chromedriver")
     if chrome is None or driver_path is None:
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+        pytest.skip("chromium and chromium-driver are not installed "
+                    "(apt-get install chromium chromium-driver)")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 

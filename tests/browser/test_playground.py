@@ -103,7 +103,8 @@ def test_hello_answer_streams_token_by_token_with_both_resources_traced(browser,
     assert '"answer"' in by_id(browser, "body-out").text
     assert "text/event-stream" in by_id(browser, "headers-out").text
     assert console_errors(browser) == []
-    target = SCREENSHOT if os.environ.get("KDEPS_UPDATE_SCREENSHOT") else hello.agent.parent / "playground.png"
+    # KDEPS_UPDATE_SCREENSHOT=1 refreshes the README's picture
+    target = SCREENSHOT if os.environ.get("KDEPS_UPDATE_SCREENSHOT") else hello.agent.parent / "shot.png"
     browser.save_screenshot(str(target))
 
 
@@ -170,7 +171,8 @@ def test_keyboard_only_use_with_labelled_controls(browser, vision, fake):
             keys.send_keys("typed by keyboard").perform()
         if order[-1] == "send":
             break
-    assert order == ["API docs", "openapi.json", "route", "in-q", "file", "file-field", "body", "stream", "send"]
+    assert order == ["API docs", "openapi.json", "route", "in-q", "file", "file-field", "body", "stream",
+                     "send"]
     keys.send_keys(Keys.ENTER).perform()
     assert wait_answered(browser).startswith("HTTP 200")
     assert fake.last.json["messages"][-1]["content"] == "typed by keyboard"
