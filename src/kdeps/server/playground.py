@@ -91,14 +91,13 @@ class Playground:
                 return _error(401, "missing or invalid bearer token", {"www-authenticate": "Bearer"})
             body = self._agent if name is None else self._openapi
             return 200, body, {**_COMMON, "content-type": "application/json"}
+        file: _File | None = None
         if name is not None:
             file = self._file(STATIC / name, DOCS_CSP if name == "docs.html" else PAGE_CSP)
         elif path.startswith("/_kdeps/static/"):
             file = self._static(STATIC, path.removeprefix("/_kdeps/static/"), None)
         elif path.startswith("/_kdeps/swagger/"):
             file = self._static(_swagger_dir(), path.removeprefix("/_kdeps/swagger/"), _SWAGGER_FILES)
-        else:
-            file = None
         if file is None:
             return _error(404, f"no route for {path}")
         return 200, file.body, file.headers
@@ -151,7 +150,7 @@ class Playground:
 
 def _swagger_dir() -> Path | None:
     try:
-        from openapi_ui_bundles import swagger_ui  # type: ignore[import-untyped]
+        from openapi_ui_bundles import swagger_ui
     except ImportError:
         return None
     return Path(swagger_ui.static_path)
