@@ -152,3 +152,18 @@ async def test_a_workflow_route_on_slash_keeps_it_and_the_page_moves(tmp_path: P
     assert status == 200 and json.loads(body)["response"] == "mine"
     status, headers, _ = await call(app, "/_kdeps/")
     assert status == 200 and headers["content-type"].startswith("text/html")
+
+
+async def test_the_workflow_can_turn_it_on(tmp_path: Path) -> None:
+    root = make_agent(tmp_path / "c", {"response": """\
+        metadata:
+          actionId: response
+        run:
+          apiResponse:
+            success: true
+            response: ok
+        """})
+    text = (root / "workflow.yaml").read_text().replace("  apiServer:\n", "  apiServer:\n    ui: true\n", 1)
+    (root / "workflow.yaml").write_text(text)
+    app = app_for(load_project(root))
+    assert (await call(app, "/"))[0] == 200
