@@ -291,8 +291,8 @@ def plan_k8s(project: Any, *, image: str | None = None, replicas: int | None = N
     if ollama:
         ollama_url = f"http://{name}-ollama:{OLLAMA_DEFAULT_PORT}"
         config["OLLAMA_HOST"] = ollama_url
-        if (var := _env_ref(agent.ollama_url)) is not None:
-            config[var] = ollama_url
+        if (url_var := _env_ref(agent.ollama_url)) is not None:
+            config[url_var] = ollama_url
         elif agent.ollama_url:
             warnings.append(f"agentSettings.ollamaUrl is {agent.ollama_url!r}; in the cluster Ollama is "
                             f"{ollama_url} (set in OLLAMA_HOST): remove ollamaUrl or make it "

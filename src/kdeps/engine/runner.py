@@ -321,7 +321,7 @@ class ActionRun:
 
 # -- helpers -------------------------------------------------------------------------------------
 def _env(scope: Scope, variables: dict[str, Any] | None = None) -> Env:
-    cached = getattr(scope, "_env", None)
+    cached: Env | None = getattr(scope, "_env", None)
     if cached is None or variables:
         base = {"item": scope.items["current"]} if "all" in scope.items else {}  # `item.org` in items
         env = scope.env({**base, **variables} if variables else base)
