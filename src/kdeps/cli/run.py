@@ -26,10 +26,12 @@ from kdeps.cli.common import dump, fail, load, parse_inputs
 @click.option("--dev", is_flag=True, help="Reload when YAML files change.")
 @click.option("--openai", "openai_compat", is_flag=True,
               help="Also serve an OpenAI-compatible /v1/chat/completions endpoint.")
+@click.option("--ui", is_flag=True,
+              help="Serve the playground at / and the API docs at /docs (on with --dev).")
 @click.option("--pull-models", is_flag=True, help="Pull agentSettings.models into Ollama before serving.")
 def command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, route: str | None,
             host: str | None, port: int | None, workers: int, dev: bool, openai_compat: bool,
-            pull_models: bool) -> None:
+            pull_models: bool, ui: bool) -> None:
     """Serve the agent at PATH (a workflow.yaml or its folder) as an HTTP API."""
     project = load(path)
     if pull_models:
@@ -47,7 +49,8 @@ def command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, 
         fail("error: --input is only for --once")
     from kdeps.server import serve
 
-    serve(path, host=host, port=port, workers=workers, dev=dev, openai_compat=openai_compat, project=project)
+    serve(path, host=host, port=port, workers=workers, dev=dev, openai_compat=openai_compat, project=project,
+          ui=ui)
 
 
 async def _once(project: Any, inputs: dict[str, Any], method: str | None, route: str | None) -> int:

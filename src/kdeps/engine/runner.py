@@ -68,6 +68,7 @@ class Engine:
         response.session_changed = state.session_changed
         response.resources = list(state.records)
         response.usage = _token_totals(state)
+        response.trace = [_trace_row(aid, r) for aid, r in state.records.items()]
         return response
 
     async def run(self, state: RequestState, *, emit: Emit | None = None,
@@ -145,8 +146,11 @@ class Engine:
                 record.output = record.item_values = outputs
         except Skipped:
             log.debug("resource %s skipped", aid)
+            record.meta["status"] = "skipped"
         state.records[aid] = record
-        log.debug("resource %s done in %.1f ms", aid, (time.perf_counter() - started) * 1000)
+        record.meta["durationMs"] = round((time.perf_counter() - started) * 1000, 2)
+        record.meta.setdefault("status", "error" if "error" in record.meta else "ok")
+        log.debug("resource %s done in %.1f ms", aid, record.meta["durationMs"])
         return record.output
 
     def _check(self, plan: ResourcePlan, scope: Scope) -> None:
@@ -392,6 +396,19 @@ def _token_totals(state: RequestState) -> dict[str, int] | None:
     if not usages:
         return None
     return {key: sum(int(u.get(key) or 0) for u in usages) for key in ("input_tokens", "output_tokens")}
+
+
+def _trace_row(aid: str, record: ResourceRecord) -> dict[str, Any]:
+    """One resource of the run as the playground shows it."""
+    row: dict[str, Any] = {"resource": aid, "status": record.meta.get("status"),
+                           "durationMs": record.meta.get("durationMs")}
+    usage = record.meta.get("usage")
+    if isinstance(usage, dict):
+        row.update({k: usage.get(k) for k in ("backend", "model", "input_tokens", "output_tokens",
+                                              "finish_reason") if usage.get(k) is not None})
+    if isinstance(record.meta.get("error"), dict):
+        row["error"] = record.meta["error"].get("message")
+    return row
 
 
 def _llm_meta(state: RequestState) -> dict[str, Any]:

@@ -313,6 +313,8 @@ class ApiServer(SpecModel):
         description="Requests handled at once; more are answered 503 with Retry-After.",
     )
     rate_limit: dict[str, Any] | None = Field(None, description="Accepted; not enforced (a warning).")
+    ui: bool = Field(False, description="Serve the playground at / and the API docs at /docs "
+                     "(as `kdeps run --ui`; on by default with --dev).")
 
 
 class WebRoute(SpecModel):
