@@ -273,7 +273,8 @@ def plan_k8s(project: Any, *, image: str | None = None, replicas: int | None = N
     usage = chat_usage(project)
     decision = needs_ollama(project)
     ollama = bool(decision) and plan.ollama_local
-    if decision and _default_backend(plan.env) not in OLLAMA_BACKENDS and not OLLAMA_BACKENDS & usage.backends \
+    named_ollama = bool(OLLAMA_BACKENDS & usage.backends)
+    if decision and _default_backend(plan.env) not in OLLAMA_BACKENDS and not named_ollama \
             and not agent.models and agent.install_ollama is not True:
         ollama = False  # only unnamed backends wanted it, and KDEPS_DEFAULT_BACKEND says otherwise
     models = list(dict.fromkeys([*(str(m) for m in agent.models), *usage.ollama_models]))
