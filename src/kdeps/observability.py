@@ -128,7 +128,7 @@ def resource(aid: str, plan: Any, state: Any) -> Iterator[None]:
     seconds = time.perf_counter() - started
     record = getattr(state, "records", {}).get(aid)
     meta = getattr(record, "meta", {}) or {}
-    status = "skipped" if meta.get("skipped") else "ok"
+    status = str(meta.get("status") or "ok")  # ok, skipped, or error (handled by onError)
     metrics.resource_done(aid, status, seconds)
     usage = meta.get("usage")
     if isinstance(usage, dict) and usage.get("backend"):

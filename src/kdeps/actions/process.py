@@ -40,7 +40,7 @@ async def run_process(ctx: ActionContext, argv: list[str], *, env: dict[str, str
         raise ResourceError(ctx.resource_id, "a value holds a NUL character, which a command cannot take",
                             400) from None
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        out, errs = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
         _kill(proc)
         await proc.wait()
@@ -48,8 +48,8 @@ async def run_process(ctx: ActionContext, argv: list[str], *, env: dict[str, str
     except asyncio.CancelledError:
         _kill(proc)
         raise
-    return Completed(out[:OUTPUT_CAP].decode("utf-8", "replace"), err[:OUTPUT_CAP].decode("utf-8", "replace"),
-                     proc.returncode or 0)
+    return Completed(out[:OUTPUT_CAP].decode("utf-8", "replace"),
+                     errs[:OUTPUT_CAP].decode("utf-8", "replace"), proc.returncode or 0)
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:

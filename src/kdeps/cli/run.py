@@ -30,6 +30,8 @@ from kdeps.cli.common import dump, fail, load, parse_inputs
               help="Swap in each saved edit; after a broken edit the last good version keeps serving.")
 @click.option("--openai", "openai_compat", is_flag=True,
               help="Also serve an OpenAI-compatible /v1/chat/completions endpoint.")
+@click.option("--ui", is_flag=True,
+              help="Serve the playground at / and the API docs at /docs (on with --dev).")
 @click.option("--pull-models", is_flag=True, help="Pull agentSettings.models into Ollama before serving.")
 @click.option("--verbose", "-v", is_flag=True, help="Log each resource's status and duration per request.")
 @click.option("--debug", is_flag=True, help="Log everything (also: KDEPS_DEBUG=1).")
@@ -37,13 +39,13 @@ from kdeps.cli.common import dump, fail, load, parse_inputs
               help="Log lines as text or JSON; auto: text on a terminal, JSON otherwise.")
 def command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, route: str | None,
             host: str | None, port: int | None, workers: int, dev: bool, openai_compat: bool,
-            pull_models: bool, verbose: bool, debug: bool, log_format: str) -> None:
+            pull_models: bool, ui: bool, verbose: bool, debug: bool, log_format: str) -> None:
     """Serve the agent at PATH (a workflow.yaml, its folder or a .kdeps package) as an HTTP API."""
     with contextlib.ExitStack() as stack:
         if path.endswith(".kdeps") and os.path.isfile(path):
             path = _unpack(path, stack.enter_context(tempfile.TemporaryDirectory(prefix="kdeps-run-")))
         _command(path, once, inputs, method, route, host, port, workers, dev, openai_compat, pull_models,
-                 verbose, debug, log_format)
+                 ui, verbose, debug, log_format)
 
 
 def _unpack(archive: str, scratch: str) -> str:
@@ -58,7 +60,7 @@ def _unpack(archive: str, scratch: str) -> str:
 
 def _command(path: str, once: bool, inputs: tuple[str, ...], method: str | None, route: str | None,
              host: str | None, port: int | None, workers: int, dev: bool, openai_compat: bool,
-             pull_models: bool, verbose: bool, debug: bool, log_format: str) -> None:
+             pull_models: bool, ui: bool, verbose: bool, debug: bool, log_format: str) -> None:
     # --dev starts even with mistakes in the agent: it answers 503 naming them until they are fixed
     project = None if dev and not once and not pull_models else load(path)
     if pull_models:
@@ -80,7 +82,7 @@ def _command(path: str, once: bool, inputs: tuple[str, ...], method: str | None,
     from kdeps.server import serve
 
     serve(path, host=host, port=port, workers=workers, dev=dev, openai_compat=openai_compat, project=project,
-          log_level=log_level, log_format=log_format)
+          ui=ui, log_level=log_level, log_format=log_format)
 
 
 async def _once(project: Any, inputs: dict[str, Any], method: str | None, route: str | None) -> int:

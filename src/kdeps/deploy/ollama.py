@@ -9,8 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-OLLAMA_BACKEND = "ollama"
+from kdeps.llm.catalog import BY_NAME, DEFAULT_BACKEND, Runs, names_running
+
+
+def _running(runs: Runs) -> frozenset[str]:
+    """Backend names whose model runs there; '' (a chat block without `backend`) when the default does."""
+    default = {""} if BY_NAME[DEFAULT_BACKEND].runs == runs else set()
+    return names_running(runs) | default
+
+
+OLLAMA_BACKENDS = _running("ollama")
+"""Backends the image's Ollama serves."""
+IN_PROCESS_BACKENDS = _running("in_process")
+"""Backends that need llama.cpp built into the image."""
+OLLAMA_DEFAULT_PORT = urlsplit(BY_NAME["ollama"].default_url).port or 80  # no port: HTTP's
+"""Where the image's Ollama listens unless `ollamaUrl` names another local port."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,7 @@ def needs_ollama(project: Any) -> OllamaDecision:
     models = list(getattr(settings, "models", None) or []) if settings is not None else []
     if install is False:
         return OllamaDecision(False, "installOllama: false")
-    users = sorted(rid for rid, names in chat_backends(project).items() if names & {"", OLLAMA_BACKEND})
+    users = sorted(rid for rid, names in chat_backends(project).items() if names & OLLAMA_BACKENDS)
     if users:
         return OllamaDecision(True, "chat resource(s) " + ", ".join(users) + " use the ollama backend "
                                     "(named or by default)")

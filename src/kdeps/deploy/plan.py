@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kdeps import __version__
-from kdeps.deploy.ollama import chat_backends, needs_ollama
+from kdeps.deploy.ollama import IN_PROCESS_BACKENDS, OLLAMA_DEFAULT_PORT, chat_backends, needs_ollama
 from kdeps.deploy.secrets import is_secret_env, literal_secrets
 
 GPU_KINDS = ("cuda", "rocm", "intel", "vulkan")
@@ -25,7 +25,6 @@ CUDA_BASE = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
 UBUNTU_BASE = "ubuntu:24.04"
 DEFAULT_API_PORT = 3000
 DEFAULT_WEB_PORT = 8080
-OLLAMA_DEFAULT_PORT = 11434
 HEALTH_PATHS = ("/health", "/healthz", "/livez", "/readyz", "/ready", "/ping")
 # llama.cpp without -march=native: portable across CPUs, and avoids the AMX kernel crash seen on VMs.
 LLAMA_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
@@ -219,7 +218,7 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
     plan.offline = bool(_attr(agent, "offline_mode", False))
     if plan.offline and plan.ollama and not plan.ollama_local:
         plan.warnings.append("offlineMode bakes models into the image, but ollamaUrl points elsewhere")
-    plan.gguf = any("gguf" in names for names in chat_backends(project).values())
+    plan.gguf = any(names & IN_PROCESS_BACKENDS for names in chat_backends(project).values())
 
     api = _attr(settings, "api_server")
     web_mode = bool(_attr(settings, "web_server_mode", False))

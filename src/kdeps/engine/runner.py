@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ class Engine:
         response.session_changed = state.session_changed
         response.resources = list(state.records)
         response.usage = _token_totals(state)
+        response.trace = [_trace_row(aid, r) for aid, r in state.records.items()]
         return response
 
     async def run(self, state: RequestState, *, emit: Emit | None = None,
@@ -121,6 +123,7 @@ class Engine:
                             arguments: dict[str, Any] | None) -> Any:
         plan = self.resources[aid]
         record = ResourceRecord()
+        started = time.perf_counter()
         try:
             scope = Scope(state, aid, plan, items=arguments)
             _check_restrictions(plan, state.request)
@@ -148,8 +151,12 @@ class Engine:
                     outputs.append(await self._guarded(plan, item_scope, record, emit))
                 record.output = record.item_values = outputs
         except Skipped:
-            record.meta["skipped"] = True
+            log.debug("resource %s skipped", aid)
+            record.meta["status"] = "skipped"
         state.records[aid] = record
+        record.meta["durationMs"] = round((time.perf_counter() - started) * 1000, 2)
+        record.meta.setdefault("status", "error" if "error" in record.meta else "ok")
+        log.debug("resource %s done in %.1f ms", aid, record.meta["durationMs"])
         return record.output
 
     def _check(self, plan: ResourcePlan, scope: Scope) -> None:
@@ -322,7 +329,7 @@ class ActionRun:
 
 # -- helpers -------------------------------------------------------------------------------------
 def _env(scope: Scope, variables: dict[str, Any] | None = None) -> Env:
-    cached = getattr(scope, "_env", None)
+    cached: Env | None = getattr(scope, "_env", None)
     if cached is None or variables:
         base = {"item": scope.items["current"]} if "all" in scope.items else {}  # `item.org` in items
         env = scope.env({**base, **variables} if variables else base)
@@ -399,6 +406,19 @@ def _token_totals(state: RequestState) -> dict[str, int] | None:
     if not usages:
         return None
     return {key: sum(int(u.get(key) or 0) for u in usages) for key in ("input_tokens", "output_tokens")}
+
+
+def _trace_row(aid: str, record: ResourceRecord) -> dict[str, Any]:
+    """One resource of the run as the playground shows it."""
+    row: dict[str, Any] = {"resource": aid, "status": record.meta.get("status"),
+                           "durationMs": record.meta.get("durationMs")}
+    usage = record.meta.get("usage")
+    if isinstance(usage, dict):
+        row.update({k: usage.get(k) for k in ("backend", "model", "input_tokens", "output_tokens",
+                                              "finish_reason") if usage.get(k) is not None})
+    if isinstance(record.meta.get("error"), dict):
+        row["error"] = record.meta["error"].get("message")
+    return row
 
 
 def _llm_meta(state: RequestState) -> dict[str, Any]:

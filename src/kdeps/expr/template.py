@@ -57,7 +57,7 @@ def compile_template(text: str) -> Template:
             parts.append(text[i:start])
         program, i = _expression_at(text, start)
         parts.append(program)
-    programs = [p for p in parts if isinstance(p, Program)]
+    programs: list[str | Program] = [p for p in parts if isinstance(p, Program)]
     single = len(programs) == 1 and all(isinstance(p, Program) or not p.strip() for p in parts)
     if single:
         parts = programs

@@ -92,7 +92,7 @@ class KdepsASGI:
 
     def __init__(self, engine: Any, settings: ServerSettings, store: SessionStore, *, max_body: int,
                  max_concurrency: int, auth_token: str | None, openai_compat: bool = False,
-                 model_name: str = "kdeps") -> None:
+                 model_name: str = "kdeps", ui: Any = None) -> None:
         self.engine = engine
         self.settings = settings
         self.store = store
@@ -112,6 +112,7 @@ class KdepsASGI:
         # Built-in probes for orchestrators, unless the workflow routes those paths itself.
         self.probes = frozenset(p for p in PROBE_PATHS if not self.router.path_methods(p))
         self.draining = False  # set on SIGTERM (see server.runner.drain): /ready answers 503
+        self.ui = ui  # server.playground.Playground when the playground is on
 
     # -- ASGI entry -------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -188,6 +189,8 @@ class KdepsASGI:
         method, path = scope["method"], scope["path"]
         if path in self.probes and method in ("GET", "HEAD"):
             return self._probe(path)
+        if self.ui is not None and (page := self.ui.answer(method, path, headers, ip)) is not None:
+            return _Reply(*page)
         openai_route = self.openai_compat and openai_compat.handles(path)
         if self.cors.is_preflight(method, headers):
             methods = openai_compat.methods(path) if openai_route else self.router.path_methods(path)
@@ -309,6 +312,8 @@ class KdepsASGI:
         reply = _encode(response)
         reply.resources = getattr(response, "resources", None)
         reply.session_changed = bool(response.session_changed)
+        if self.ui is not None and self.ui.wants_trace(data.headers, data.client_ip):
+            reply.headers.update(self.ui.trace_header(response))
         return reply
 
     async def save_session(self, session_id: str, data: RequestData) -> HTTPError | None:
@@ -382,6 +387,11 @@ class KdepsASGI:
         reply = _encode(response)
         reply.resources = response.resources
         reply.session_changed = bool(response.session_changed)
+        if self.ui is not None and self.ui.wants_trace(data.headers, data.client_ip):
+            if sender.started:
+                await sender.write(sse(self.ui.trace(response), "trace"))
+            else:
+                reply.headers.update(self.ui.trace_header(response))
         if not sender.started:
             reply = await self._finish_session(reply, data, session_id, is_new, scope)
             if reply.status >= 400:  # answered as plain JSON, with its own status
@@ -460,7 +470,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
 def create_app(project: Any, engine: Any, *, max_body: int | None = None, max_concurrency: int | None = None,
                auth_token: str | None = None, openai_compat: bool = False,
                session_store: SessionStore | None = None, base_dir: str | Path | None = None,
-               settings: ServerSettings | None = None) -> Any:
+               settings: ServerSettings | None = None, ui: bool = False) -> Any:
     """The ASGI app serving `project` through `engine`. Limits and the bearer token default to the
     workflow's apiServer settings; the session store defaults to the workflow's session block (a
     relative sqlite path resolves under `base_dir`, the workflow folder)."""
@@ -477,6 +487,12 @@ def create_app(project: Any, engine: Any, *, max_body: int | None = None, max_co
                      max_concurrency=max_concurrency if max_concurrency is not None
                      else settings.max_concurrent_requests,
                      auth_token=auth_token, openai_compat=openai_compat, model_name=_model_name(project))
+    if ui or settings.ui:
+        from kdeps.server.playground import Playground
+
+        routed = frozenset(p for p in ("/", "/docs", "/openapi.json") if core.router.path_methods(p))
+        core.ui = Playground(project, settings, token=auth_token, openai=openai_compat, routed=routed,
+                             session_cookie=SESSION_COOKIE)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -40,7 +40,8 @@ def _agent_dir(path: str | Path) -> Path:
 
 
 def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | None = None,
-              max_concurrency: int | None = None, project: Any = None) -> tuple[Starlette, ServerSettings]:
+              max_concurrency: int | None = None, project: Any = None,
+              ui: bool = False) -> tuple[Starlette, ServerSettings]:
     """Load the agent at `path` (unless `project` is given) and return the ASGI app and its settings."""
     from kdeps.engine import Engine
 
@@ -56,7 +57,7 @@ def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | 
         return web.app(None), web.listen_settings(settings)  # type: ignore[return-value]
     openai_compat = openai_compat or bool(getattr(project.workflow.settings, "openai_compat", False))
     app = create_app(project, Engine(project), max_body=max_body, max_concurrency=max_concurrency,
-                     openai_compat=openai_compat, base_dir=_agent_dir(path), settings=settings)
+                     openai_compat=openai_compat, base_dir=_agent_dir(path), settings=settings, ui=ui)
     return (app if web is None else web.app(app)), settings
 
 
@@ -115,14 +116,16 @@ class _Server(uvicorn.Server):
 def serve(path: str | Path, host: str | None = None, port: int | None = None, workers: int = 1,
           dev: bool = False, *, openai_compat: bool = False, max_body: int | None = None,
           max_concurrency: int | None = None, log_level: str = "info", log_format: str = "auto",
-          project: Any = None) -> None:
+          project: Any = None, ui: bool = False) -> None:
     """Serve the agent at `path` until SIGINT/SIGTERM; in-flight requests finish before exit.
     `project` skips loading when the caller already has it. Exits with status 1 and a one-line
-    message (no traceback) when the agent cannot be served, e.g. an unset authToken variable."""
+    message (no traceback) when the agent cannot be served, e.g. an unset authToken variable.
+    `ui` (on with `dev`) serves the playground at / and the API docs at /docs."""
+    ui = ui or dev
     setup_logging(log_level, log_format)
     try:
         app, settings = build_app(path, openai_compat=openai_compat, max_body=max_body,
-                                  max_concurrency=max_concurrency, project=project)
+                                  max_concurrency=max_concurrency, project=project, ui=ui)
     except KdepsError as err:
         if not dev:
             print(f"error: {err}", file=sys.stderr, flush=True)
@@ -132,7 +135,9 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         app, settings = waiting_app(err), ServerSettings()  # until the first good edit
     host = host or settings.host
     port = settings.port if port is None else port
-    openai = bool(getattr(getattr(getattr(app, "state", None), "kdeps", None), "openai_compat", False))
+    core = getattr(getattr(app, "state", None), "kdeps", None)
+    openai = bool(getattr(core, "openai_compat", False))
+    playground = getattr(core, "ui", None)
     common: dict[str, Any] = {
         "host": host, "port": port, "proxy_headers": False, "server_header": False, "access_log": False,
         "log_config": None, "log_level": "warning" if log_level != "debug" else "debug",
@@ -144,10 +149,10 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         from kdeps.server.devreload import DevApp
 
         served = DevApp(_agent_dir(path), app, lambda: build_app(
-            path, openai_compat=openai_compat, max_body=max_body, max_concurrency=max_concurrency)[0])
+            path, openai_compat=openai_compat, max_body=max_body, max_concurrency=max_concurrency, ui=ui)[0])
     if workers <= 1 or dev:
         config = uvicorn.Config(served, **common)
-        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai),
+        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai, playground),
                          on_exit=functools.partial(drain, served))
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
@@ -157,11 +162,11 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
 
     os.environ[_ENV_KEY] = json.dumps({"path": str(Path(path).resolve()), "openai_compat": openai_compat,
                                        "max_body": max_body, "max_concurrency": max_concurrency,
-                                       "log_level": log_level, "log_format": log_format})
-    del app  # each child builds its own
+                                       "log_level": log_level, "log_format": log_format, "ui": ui})
+    del app, core  # each child builds its own
     config = uvicorn.Config("kdeps.server.runner:app_from_env", factory=True, workers=workers, **common)
     sock = config.bind_socket()
-    _announce_all(host, port, settings, openai)
+    _announce_all(host, port, settings, openai, playground)
     try:
         from uvicorn.supervisors import Multiprocess
 
@@ -177,10 +182,16 @@ def drain(app: Any) -> None:
         core.draining = True
 
 
-def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool) -> None:
-    """The banner, with the OpenAI-compatible routes when they are served."""
+def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool,
+                  playground: Any = None) -> None:
+    """The banner, with the OpenAI-compatible routes when they are served, and the playground's URL."""
     _announce(host, port, settings)
     if openai:
         from kdeps.server.openai_compat import banner
 
         print("\n".join(banner()), flush=True)
+    if playground is not None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
+        print(f"Playground: {base}{playground.page_path}  API docs: {base}/docs", flush=True)
+

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 from kdeps.errors import ExprError, SpecError, SpecErrors
 from kdeps.spec.check import check_document
@@ -336,7 +337,7 @@ def _known(names: dict[str, Any]) -> str:
 
 def _closest(word: str, options: Any) -> str | None:
     options = list(options)
-    lowered = {o.lower(): o for o in options}
+    lowered = {str(o).lower(): str(o) for o in options}
     if word.lower() in lowered:
         return lowered[word.lower()]
     match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
@@ -495,7 +496,7 @@ def _dotted(path: tuple[str | int, ...]) -> str:
     return text
 
 
-def _convert(model: type[BaseModel], err: dict[str, Any], doc: Document, file: str) -> SpecError:
+def _convert(model: type[BaseModel], err: ErrorDetails, doc: Document, file: str) -> SpecError:
     kind = err["type"]
     path = _data_path(doc.data, tuple(err["loc"]))
     where = _dotted(path)
