@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from kdeps.deploy.dockerfile import AGENT_DIR, APP_UID, HEADER_MARK
-from kdeps.deploy.ollama import OLLAMA_BACKENDS, needs_ollama
-from kdeps.deploy.plan import OLLAMA_DEFAULT_PORT, BuildPlan, plan_build
+from kdeps.deploy.ollama import OLLAMA_BACKENDS, OLLAMA_DEFAULT_PORT, needs_ollama
+from kdeps.deploy.plan import BuildPlan, plan_build
 from kdeps.errors import KdepsError
 from kdeps.llm.catalog import ALIASES, DEFAULT_BACKEND
 from kdeps.llm.registry import backend_info

@@ -8,10 +8,13 @@ is non-empty, or `installOllama: true`. `installOllama: false` wins over everyth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from kdeps.llm.catalog import BY_NAME, DEFAULT_BACKEND, Runs, names_running
+
+if TYPE_CHECKING:
+    from kdeps.spec.loader import Project
 
 
 def _running(runs: Runs) -> frozenset[str]:
@@ -39,7 +42,7 @@ class OllamaDecision:
         return self.needed
 
 
-def chat_backends(project: Any) -> dict[str, set[str]]:
+def chat_backends(project: Project) -> dict[str, set[str]]:
     """Map each resource id with a chat action to the backends it may call: its own (lower case;
     '' when absent, meaning ollama) and those its fallbacks name."""
     backends: dict[str, set[str]] = {}
@@ -55,11 +58,11 @@ def chat_backends(project: Any) -> dict[str, set[str]]:
     return backends
 
 
-def needs_ollama(project: Any) -> OllamaDecision:
+def needs_ollama(project: Project) -> OllamaDecision:
     """Apply the seed's rule to a loaded project (pure: reads the project, touches nothing)."""
     settings = project.workflow.settings.agent_settings
-    install = getattr(settings, "install_ollama", None) if settings is not None else None
-    models = list(getattr(settings, "models", None) or []) if settings is not None else []
+    install = settings.install_ollama
+    models = list(settings.models)
     if install is False:
         return OllamaDecision(False, "installOllama: false")
     users = sorted(rid for rid, names in chat_backends(project).items() if names & OLLAMA_BACKENDS)
