@@ -10,7 +10,7 @@ ifeq ($(shell uname -m),x86_64)
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 endif
 
-.PHONY: run test bench lint clean
+.PHONY: run test test-fast bench lint clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ run: $(VENV)/.local
 
 test: $(VENV)/.test
 	$(VENV)/bin/pytest -q
+
+# Everything but the embedded-model, fault-injection and other slow-marked tests.
+test-fast: $(VENV)/.test
+	$(VENV)/bin/pytest -q -m "not local_model and not resilience and not slow"
 
 bench: $(VENV)/.test
 	$(PY) -m bench all

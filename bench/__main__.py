@@ -31,6 +31,7 @@ MEASUREMENTS = {
 SCRIPTS = {
     "load": ["bench/load.py"],
     "overhead": ["bench/llm_overhead.py"],
+    "replicas": ["-m", "bench.replicas"],
 }
 
 

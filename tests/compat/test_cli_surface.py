@@ -47,7 +47,8 @@ def test_new_creates_a_valid_agent_in_the_current_layout(tmp_path: Path) -> None
     for rel in ("workflow.yaml", "resources/llm.yaml", "resources/response.yaml", "README.md"):
         assert (target / rel).is_file(), rel
     llm = (target / "resources" / "llm.yaml").read_text()
-    assert llm.startswith("actionId: llm\n") and "validations:" in llm and "get('q')" in llm
+    assert llm.startswith("# yaml-language-server: $schema=../.kdeps-schema/resource.json\nactionId: llm\n")
+    assert "validations:" in llm and "get('q')" in llm
     response = (target / "resources" / "response.yaml").read_text()
     assert "actionId: response" in response and "requires:" in response and "get('llm')" in response
     assert "targetActionId: response" in (target / "workflow.yaml").read_text()

@@ -96,4 +96,5 @@ def test_hello_example_answers_on_the_embedded_model() -> None:
     code, out, err = once(EXAMPLES / "hello", q="What is the capital of France?")
     assert code == 0, err
     assert "Paris" in out["response"]["answer"]
-    assert out["meta"] == {"model": "smollm2:135m", "backend": "gguf"}
+    assert out["meta"]["model"] == "smollm2:135m" and out["meta"]["backend"] == "gguf"
+    assert [(c["resource"], c["model"]) for c in out["meta"]["llm"]] == [("llmResource", "smollm2:135m")]

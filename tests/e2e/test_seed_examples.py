@@ -83,7 +83,8 @@ def test_ollama_default(tmp_path: Path, ollama: OllamaFake) -> None:
     code, out, err = once(agent(tmp_path, "ollama-default"), {"OLLAMA_URL": ollama.url})
     assert code == 0, err
     assert out["response"] == "Hello to you too!"
-    assert out["meta"] == {"model": "llama3.2:1b", "backend": "ollama"}
+    assert out["meta"]["model"] == "llama3.2:1b" and out["meta"]["backend"] == "ollama"
+    assert [c["model"] for c in out["meta"]["llm"]] == ["llama3.2:1b"]
     (req,) = posts(ollama)
     assert req.path == "/api/chat"
     assert req.json["model"] == "llama3.2:1b" and req.json["stream"] is False

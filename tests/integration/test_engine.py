@@ -306,6 +306,37 @@ async def test_http_client_retries_on_5xx(tmp_path: Path, echo: EchoServer) -> N
     assert len(echo.requests) == 3
 
 
+async def test_http_client_honours_retry_after_within_the_deadline(
+        tmp_path: Path, echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdeps.actions import http_client
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(http_client, "_sleep", record)
+    echo.push(error_reply(429, {"error": "slow down"}, {"Retry-After": "3"}),
+              error_reply(503, {"error": "later"}, {"Retry-After": "600"}))
+    root = make_agent(tmp_path, {
+        "fetch": f"""\
+            metadata: {{actionId: fetch}}
+            run:
+              timeoutDuration: 60s
+              httpClient:
+                url: "{echo.url}/data"
+                retry: {{maxAttempts: 5, backoff: 10ms, maxBackoff: 10s}}
+            """,
+        "response": response("fetch", "get('fetch').statusCode"),
+    })
+    res = await run_agent(root)
+    # The server's 3 s is honoured over the 10 ms backoff; its 600 s would end after the resource's
+    # deadline, so the 503 is the answer at once.
+    assert waits == [3.0]
+    assert res.body["response"] == 503
+    assert len(echo.requests) == 2
+
+
 async def test_api_response_status_headers_and_meta(tmp_path: Path) -> None:
     root = make_agent(tmp_path, {"response": """\
         metadata: {actionId: response}

@@ -103,3 +103,27 @@ prompt: hi
     assert proc.returncode == 1
     assert "pip install 'kdeps[local]'" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+async def test_abandoned_stream_stops_generating_and_frees_the_model(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import aclosing
+
+    from kdeps.llm.backends import gguf
+    from kdeps.llm.types import ChatRequest, Endpoint, Message
+
+    request = ChatRequest(model="smollm2:135m", max_tokens=1900,
+                          messages=[Message("user", "Count from 1 to 5000, separated by commas.")])
+    endpoint = Endpoint("gguf", str(tmp_path))
+    loaded = await asyncio.to_thread(gguf._load, request, endpoint)
+    # End-of-turn tokens barred: left alone, the model would generate all 1900 tokens (minutes here).
+    ends = loaded.llama.tokenize(b"<|im_end|><|endoftext|>", add_bos=False, special=True)
+    build = gguf._generation_args
+    monkeypatch.setattr(gguf, "_generation_args",
+                        lambda req: build(req) | {"logit_bias": {t: -100.0 for t in ends}})
+    async with aclosing(gguf.GGUFBackend().stream(request, endpoint)) as deltas:
+        for _ in range(3):
+            await anext(deltas)
+    freed = await asyncio.to_thread(loaded.lock.acquire, timeout=10)
+    assert freed, "the model is still generating for a consumer that left"
+    loaded.lock.release()

@@ -198,6 +198,22 @@ async def test_function_calls_get_stable_ids(fake: GeminiFake) -> None:
     assert len(set(ids)) == 2 and ids == [c.id for c in second.tool_calls]
 
 
+async def test_thought_signature_travels_with_its_own_conversation(fake: GeminiFake) -> None:
+    # Two conversations get the same call (so the same derived id) with different signatures; each
+    # must send back its own, which a process-wide table keyed by the id could not do.
+    fake.reply(calls=[("weather", {"city": "Paris"})], signature="c2lnLWE=")
+    first = (await ask(fake, req(tools=[WEATHER]))).tool_calls[0]
+    fake.reply(calls=[("weather", {"city": "Paris"})], signature="c2lnLWI=")
+    second = (await ask(fake, req(tools=[WEATHER]))).tool_calls[0]
+    assert first.id == second.id
+    for call, signature in ((first, "c2lnLWE="), (second, "c2lnLWI=")):
+        fake.reply("done")
+        await ask(fake, ChatRequest(model=MODEL, tools=[WEATHER], timeout=10, messages=[
+            Message("user", "Weather?"), Message("assistant", "", tool_calls=[call]),
+            Message("tool", "{}", tool_call_id=call.id)]))
+        assert fake.last.json["contents"][1]["parts"][0]["thoughtSignature"] == signature
+
+
 async def test_tool_results_replayed_as_function_responses(fake: GeminiFake) -> None:
     fake.reply(calls=[("weather", {"city": "Paris"})], signature="c2lnbmF0dXJl")
     first = await ask(fake, req(tools=[WEATHER]))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kdeps.llm import transport
+from kdeps.llm import client, transport
 from kdeps.llm.backends.openai_compat import (
     AZURE_API_VERSION,
     BACKENDS,
@@ -237,8 +237,8 @@ async def test_images_as_data_urls(env: Any) -> None:
     req = ChatRequest(model="m", messages=[Message("user", "What is this?", images=[image])])
     if backend.name == "deepseek":
         with pytest.raises(BadRequestError, match="does not accept images"):
-            backend.build(req, ep)
-        assert not DeepSeekBackend.accepts_images and fake.requests == []
+            await client.complete(req, ep)
+        assert not DeepSeekBackend.declaration.images and fake.requests == []
         return
     await chat(backend, req, ep)
     content = fake.last.json["messages"][0]["content"]
@@ -540,17 +540,6 @@ async def test_azure_deployment_against_fake() -> None:
             await chat(OpenAIBackend(), ask(), Endpoint("openai", ep.base_url, "bad"))
         deltas = await stream(OpenAIBackend(), ask(), ep)
         assert "".join(d.text for d in deltas) == "ok"
-
-
-def test_backend_class_attributes() -> None:
-    table = {n: (b.env_var, b.default_base_url) for n, b in BACKENDS.items()}
-    assert table == {
-        "openai": ("OPENAI_API_KEY", "https://api.openai.com"),
-        "mistral": ("MISTRAL_API_KEY", "https://api.mistral.ai"),
-        "together": ("TOGETHER_API_KEY", "https://api.together.xyz"),
-        "perplexity": ("PERPLEXITY_API_KEY", "https://api.perplexity.ai"),
-        "groq": ("GROQ_API_KEY", "https://api.groq.com"),
-        "deepseek": ("DEEPSEEK_API_KEY", "https://api.deepseek.com")}
 
 
 def test_registry_finds_each_backend() -> None:

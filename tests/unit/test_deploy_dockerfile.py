@@ -168,7 +168,8 @@ def test_settings_checks(tmp_path: Path) -> None:
     assert plan.os_packages == ["curl"] and "rm -rf /;" not in text
     assert plan.timezone == "Etc/UTC" and plan.ollama_image == "ollama/ollama:0.13.5"
     assert plan.tag == "me/demo:1" and "hunter2" not in text
-    assert sorted(plan.runtime_env) == ["DB_PASSWORD", "GITHUB_TOKEN", "KDEPS_API_AUTH_TOKEN"]
+    assert sorted(plan.runtime_env) == ["DB_PASSWORD", "GITHUB_TOKEN", "KDEPS_API_AUTH_TOKEN",
+                                        "OPENAI_API_KEY"]  # keys and the API token, by name
     joined = "\n".join(plan.warnings)
     for needle in ("pythonVersion 3.9", "alpine", "Bad Zone", "x; rm -rf /", "'latest'", "DB_PASSWORD"):
         assert needle in joined

@@ -25,7 +25,8 @@ def test_validate_ok_folder() -> None:
     out = kdeps("validate", str(DATA / "ok"))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "Validation successful (5 resources; layout: seed-era)"
-    assert out.stderr == ""
+    # only the warning that a used backend's key is unset in this environment
+    assert all("_API_KEY is not set" in line for line in out.stderr.splitlines()), out.stderr
 
 
 def test_validate_workflow_file_relative_to_cwd() -> None:

@@ -21,10 +21,14 @@ from kdeps.actions.chat_tools import CompiledTools, compile_tools, encode_result
 from kdeps.errors import KdepsError, ResourceError
 from kdeps.expr.values import TextWithFields
 from kdeps.llm import client
-from kdeps.llm.errors import AuthError, LLMConnectionError, LLMError, LLMTimeoutError, NotFoundError
-from kdeps.llm.registry import UnknownBackendError, backend_info, get_backend
+from kdeps.llm.errors import (
+    AuthError,
+    BadRequestError,
+    LLMError,
+    LLMTimeoutError,
+)
+from kdeps.llm.registry import UnknownBackendError, backend_info, check_supported, resolve_endpoint
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, ToolCall, Usage
-from kdeps.spec.backends import DEFAULT_BACKEND
 
 DEFAULT_TIMEOUT = 60.0
 RAW_SHOWN = 500  # characters of a model's unparseable reply shown in an error
@@ -38,7 +42,7 @@ class _Run:
     endpoint: Endpoint
     fallbacks: list[Endpoint]
     fallback_models: list[str]
-    retry: Any
+    retry: client.RetryPolicy | None
     deadline: float
     timeout: float
     stream: bool
@@ -51,6 +55,7 @@ class _Run:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    finish_reason: str = ""
 
 
 async def run(ctx: ActionContext, config: Any) -> Any:
@@ -99,44 +104,17 @@ def _text(ctx: ActionContext, value: Any) -> str | None:
 
 
 def _endpoint(ctx: ActionContext, name: str | None, base_url: str | None, api_key: str | None) -> Endpoint:
-    """Backend name, base URL and key: resource values first, then workflow settings / env, then defaults."""
-    # KDEPS_DEFAULT_BACKEND (agentSettings.env or the environment) picks the backend of a chat
-    # block without one, as upstream; its local `file` (llamafile) backend maps to our embedded one.
-    default = (ctx.env("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-    default = {"file": "gguf", "llamafile": "gguf"}.get(default, default)
-    backend_name = (_text(ctx, name) or default).strip().lower()
+    """The rendered block values resolved by `kdeps.llm` (defaults, env, key); an unknown backend is a 400."""
     try:
-        info = backend_info(backend_name)
+        ollama_url = ctx.project.workflow.settings.agent_settings.ollama_url
+    except AttributeError:
+        ollama_url = None
+    try:
+        return resolve_endpoint(_text(ctx, name), base_url=_text(ctx, base_url), api_key=_text(ctx, api_key),
+                                env=ctx.env, ollama_url=_text(ctx, ollama_url),
+                                workdir=str(ctx.workflow_dir))
     except UnknownBackendError as exc:
         raise ResourceError(ctx.resource_id, str(exc), 400) from None
-    url = _text(ctx, base_url)
-    if url is None and backend_name == "ollama":
-        url = _ollama_url(ctx)
-    if backend_name == "gguf":
-        url = str(ctx.workflow_dir)  # the embedded backend resolves relative model paths against it
-    url = (url or info.default_url).strip().rstrip("/")
-    key = _text(ctx, api_key)
-    if key is None and info.env_var:
-        key = ctx.env(info.env_var) or None
-    if key is None and info.env_var:
-        raise ResourceError(
-            ctx.resource_id,
-            f"no API key for backend '{backend_name}': set the {info.env_var} environment variable "
-            f"or the resource's apiKey",
-            400,
-        )
-    return Endpoint(backend=backend_name, base_url=url, api_key=key.strip() if key else None)
-
-
-def _ollama_url(ctx: ActionContext) -> str | None:
-    try:
-        url = ctx.project.workflow.settings.agent_settings.ollama_url
-    except AttributeError:
-        url = None
-    url = _text(ctx, url) if url else None
-    if url is None and (host := ctx.env("OLLAMA_HOST")):  # as the ollama CLI reads it
-        url = host if "://" in host else f"http://{host}"
-    return url
 
 
 def _compose(ctx: ActionContext, config: Any) -> tuple[str | None, list[Message], str]:
@@ -174,7 +152,7 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
              timeout: float) -> tuple[_Run, ChatRequest, CompiledTools | None]:
     endpoint = _endpoint(ctx, config.backend, config.base_url, config.api_key)
     model = _text(ctx, config.model)
-    if model is None and endpoint.backend != "gguf":  # gguf has a default model (smollm2:135m)
+    if model is None and backend_info(endpoint.backend).default_model is None:
         raise ResourceError(ctx.resource_id, "chat needs a model (run.chat.model)", 400)
     system, messages, prompt = _compose(ctx, config)
     conversation = getattr(ctx.request, "conversation", None)  # the OpenAI endpoint's client conversation
@@ -189,13 +167,6 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
         rendered = [ctx.render(entry) for entry in config.files]
         images = load_images(ctx.resource_id, rendered, ctx.workflow_dir, list(ctx.request.files or []))
     if images:
-        if not getattr(get_backend(endpoint.backend), "accepts_images", True):
-            raise ResourceError(
-                ctx.resource_id,
-                f"backend '{endpoint.backend}' does not accept images; remove files: or use a "
-                f"vision-capable backend (e.g. openai, anthropic, google, ollama)",
-                400,
-            )
         target = next((m for m in reversed(messages) if m.role == "user"), None)
         if target is None:
             target = Message(role="user", content="")
@@ -220,14 +191,18 @@ def _prepare(ctx: ActionContext, config: Any, deadline: float,
     )
     if conversation is not None:
         conversation.fill(request, json_set=bool(config.json_response))
+    try:
+        check_supported(request, endpoint)
+    except BadRequestError as exc:
+        raise ResourceError(ctx.resource_id, exc.message, 400) from None
     fallbacks: list[Endpoint] = []
     fallback_models: list[str] = []
     for alt in config.fallback or []:
         fallbacks.append(_endpoint(ctx, alt.backend, alt.base_url, alt.api_key))
-        fallback_models.append(_text(ctx, alt.model) or model)
+        fallback_models.append(_text(ctx, alt.model) or model or "")
     state = _Run(ctx=ctx, endpoint=endpoint, fallbacks=fallbacks, fallback_models=fallback_models,
                  retry=_retry_policy(config.retry), deadline=deadline, timeout=timeout,
-                 stream=bool(config.stream), backend=endpoint.backend, model=model, prompt=prompt)
+                 stream=bool(config.stream), backend=endpoint.backend, model=model or "", prompt=prompt)
     state.secrets = [e.api_key for e in [endpoint, *fallbacks] if e.api_key]
     return state, request, tools
 
@@ -306,19 +281,12 @@ def _remember_arguments(ctx: ActionContext, call: ToolCall, declared: frozenset[
 
 
 async def _call(state: _Run, request: ChatRequest) -> ChatResult:
-    """One model call (streamed when asked), through the fallback chain when there is one."""
+    """One model call through the fallback chain (streamed when asked: deltas go to the client)."""
     loop = asyncio.get_running_loop()
     request.timeout = max(0.001, state.deadline - loop.time())
-    if state.fallbacks:
-        alternatives = list(zip(state.fallbacks, state.fallback_models, strict=True))
-        result = await client.complete_with_fallback(
-            request, state.endpoint, alternatives, retry=state.retry,
-            on_delta=_emitter(state) if state.stream else None,
-        )
-    elif state.stream:
-        result = await _stream(state, request)
-    else:
-        result = await client.complete(request, state.endpoint, retry=state.retry)
+    alternatives = list(zip(state.fallbacks, state.fallback_models, strict=True))
+    result = await client.complete_with_fallback(request, state.endpoint, alternatives, retry=state.retry,
+                                                 on_delta=_emitter(state) if state.stream else None)
     _tally(state, result)
     if (conversation := getattr(state.ctx.request, "conversation", None)) is not None:
         conversation.finish_reason = result.finish_reason
@@ -337,24 +305,6 @@ def _emitter(state: _Run) -> Any:
     return emit
 
 
-async def _stream(state: _Run, request: ChatRequest) -> ChatResult:
-    emit = _emitter(state)
-    parts: list[str] = []
-    calls: list[ToolCall] = []
-    usage = Usage()
-    finish = ""
-    async for delta in client.stream(request, state.endpoint, retry=state.retry):
-        if delta.text:
-            parts.append(delta.text)
-            await emit(delta.text)
-        calls.extend(delta.tool_calls)
-        if delta.usage is not None:
-            usage = delta.usage
-        finish = delta.finish_reason or finish
-    return ChatResult(text="".join(parts), tool_calls=calls, finish_reason=finish, usage=usage,
-                      model=request.model, backend=state.endpoint.backend)
-
-
 def _tally(state: _Run, result: ChatResult) -> None:
     state.calls += 1
     state.attempts += max(1, result.attempts or 1)
@@ -364,6 +314,7 @@ def _tally(state: _Run, result: ChatResult) -> None:
         state.backend = result.backend
     if result.model:
         state.model = result.model
+    state.finish_reason = result.finish_reason or state.finish_reason
 
 
 # -- JSON ----------------------------------------------------------------------------------------------
@@ -426,6 +377,7 @@ def _usage(state: _Run | None, elapsed: float) -> dict[str, Any]:
         "attempts": state.attempts,
         "calls": state.calls,
         "tool_calls": state.tool_calls,
+        "finish_reason": state.finish_reason,
     }
 
 
@@ -433,28 +385,15 @@ def _timeout_message(backend: str, timeout: float) -> str:
     return f"no complete answer from {backend} within {timeout:g}s (timeoutDuration, retries included)"
 
 
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _resource_error(resource: str, exc: LLMError, state: _Run | None, timeout: float) -> KdepsError:
     backend = exc.backend or (state.backend if state else "llm")
-    model = state.model if state else ""
     status = f" HTTP {exc.status}" if exc.status else ""
     message = f"{backend}{status}: {exc.message}"
     code = 502
     if isinstance(exc, LLMTimeoutError):
         message = _timeout_message(backend, timeout)
         code = 504
-    elif isinstance(exc, NotFoundError) and backend == "ollama" and "pull" not in exc.message:
-        message += f" (is the model pulled? try: ollama pull {model})"
-    elif isinstance(exc, LLMConnectionError) and backend == "ollama" and "ollama serve" not in exc.message:
-        url = state.endpoint.base_url if state else ""
-        message += f" (could not reach Ollama at {url}; start it with `ollama serve` or set baseUrl)"
     elif isinstance(exc, AuthError) and not exc.status:
         code = 400
-    return ResourceError(resource, _redact(message, state.secrets if state else []), code)
+    return ResourceError(resource, client.redact(message, state.secrets if state else []), code)
 

@@ -28,7 +28,8 @@ _cache: dict[int, tuple[weakref.ref[Any] | Any, CompiledTools]] = {}
 
 def _dump(value: Any) -> dict[str, Any]:
     if hasattr(value, "model_dump"):
-        return value.model_dump(exclude_none=True)
+        dumped: dict[str, Any] = value.model_dump(exclude_none=True)
+        return dumped
     return {k: v for k, v in dict(value).items() if v is not None}
 
 
@@ -69,11 +70,12 @@ def compile_tools(config: Any) -> CompiledTools:
         scripts[tool.name] = tool.script or tool.name
         params[tool.name] = frozenset(properties)
     compiled = CompiledTools(specs, scripts, params)
+    holder: Any
     try:
-        ref: Any = weakref.ref(config, lambda _r, k=key: _cache.pop(k, None))
+        holder = weakref.ref(config, lambda _r, k=key: _cache.pop(k, None))  # type: ignore[misc]
     except TypeError:
-        ref = config
-    _cache[key] = (ref, compiled)
+        holder = config
+    _cache[key] = (holder, compiled)
     return compiled
 
 

@@ -15,7 +15,7 @@ import base64
 import copy
 import hashlib
 import json
-import random
+import math
 import ssl
 import time
 from collections import OrderedDict
@@ -28,6 +28,7 @@ from yarl import URL
 from kdeps.actions import splice
 from kdeps.actions.base import ActionContext
 from kdeps.errors import ResourceError
+from kdeps.llm.retry import RetryPolicy, retry_after
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRY_ON = frozenset({408, 429, 500, 502, 503, 504})
@@ -39,6 +40,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DNS_ERROR: Any = getattr(aiohttp, "ClientConnectorDNSError", ())  # aiohttp >= 3.10
 
 _clock = time.monotonic  # tests replace it to move the cache's time
+_sleep = asyncio.sleep  # tests replace it to see the waits between attempts
 _cache: OrderedDict[str, tuple[float, Any, dict[str, Any]]] = OrderedDict()
 _ssl_contexts: dict[tuple[bool, str | None, str | None, str | None], ssl.SSLContext] = {}
 
@@ -77,31 +79,43 @@ async def run(ctx: ActionContext, config: Any) -> Any:
                        ssl=_ssl_context(ctx, getattr(config, "tls", None)),
                        proxy=_proxy(ctx, getattr(config, "proxy", None)))
     timeout = float(config.timeout_duration or DEFAULT_TIMEOUT)
-    retry = config.retry
-    attempts = max(1, int(getattr(retry, "max_attempts", None) or 1)) if retry else 1
-    delay = float(getattr(retry, "backoff", None) or 1.0) if retry else 1.0
-    max_delay = float(getattr(retry, "max_backoff", None) or 30.0) if retry else 30.0
-    retry_on = set(getattr(retry, "retry_on", None) or DEFAULT_RETRY_ON) if retry else set()
+    policy, retry_on = _retry_policy(config.retry)
+    deadline = ctx.deadline()
+    loop = asyncio.get_running_loop()
     session = get_session()
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         failure, answer = await _attempt(ctx, session, request, timeout)
+        left = math.inf if deadline is None else deadline - loop.time()
         if answer is not None:
             status, reason, resp_headers, raw = answer
-            if status in retry_on and attempt < attempts:
-                failure = ResourceError(ctx.resource_id, f"{method} upstream answered HTTP {status}", 502)
-            else:
+            wait = policy.next_wait(attempt, retry_after(resp_headers), left) if status in retry_on else None
+            if wait is None:
                 output, meta = _shape(status, reason, resp_headers, raw)
                 ctx.record(**meta)
                 if cache_key is not None and status < 500:
                     _cache_put(cache_key, output, meta, float(config.cache.ttl))
                 return output
-        assert failure is not None
-        if attempt == attempts:
-            raise failure
-        wait = min(max_delay, delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-        ctx.log.warning("%s; retry %d/%d in %.2fs", failure.message, attempt, attempts - 1, wait)
-        await asyncio.sleep(wait)
-    raise AssertionError("unreachable")
+            message = f"{method} upstream answered HTTP {status}"
+        else:
+            assert failure is not None
+            wait = policy.next_wait(attempt, None, left)
+            if wait is None:
+                raise failure
+            message = failure.message
+        ctx.log.warning("%s; retry %d/%d in %.2fs", message, attempt, policy.max_attempts - 1, wait)
+        await _sleep(wait)
+
+
+def _retry_policy(retry: Any) -> tuple[RetryPolicy, frozenset[int]]:
+    """The `retry:` block as the shared policy (one attempt when absent) and the statuses it retries."""
+    if retry is None:
+        return RetryPolicy(max_attempts=1), frozenset()
+    policy = RetryPolicy(max_attempts=max(1, int(getattr(retry, "max_attempts", None) or 1)),
+                         initial_delay=float(getattr(retry, "backoff", None) or 1.0),
+                         max_delay=float(getattr(retry, "max_backoff", None) or 30.0))
+    return policy, frozenset(getattr(retry, "retry_on", None) or DEFAULT_RETRY_ON)
 
 
 class _Request:

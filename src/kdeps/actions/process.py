@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from typing import Any
 from kdeps.actions.base import ActionContext
 from kdeps.errors import ResourceError
 from kdeps.expr.values import TextWithFields
+
+log = logging.getLogger("kdeps.resource")
 
 OUTPUT_CAP = 16 * 1024 * 1024
 
@@ -38,7 +41,7 @@ async def run_process(ctx: ActionContext, argv: list[str], *, env: dict[str, str
         raise ResourceError(ctx.resource_id, "a value holds a NUL character, which a command cannot take",
                             400) from None
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        out, errs = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
         _kill(proc)
         await proc.wait()
@@ -46,8 +49,8 @@ async def run_process(ctx: ActionContext, argv: list[str], *, env: dict[str, str
     except asyncio.CancelledError:
         _kill(proc)
         raise
-    return Completed(out[:OUTPUT_CAP].decode("utf-8", "replace"), err[:OUTPUT_CAP].decode("utf-8", "replace"),
-                     proc.returncode or 0)
+    return Completed(out[:OUTPUT_CAP].decode("utf-8", "replace"),
+                     errs[:OUTPUT_CAP].decode("utf-8", "replace"), proc.returncode or 0)
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:
@@ -86,10 +89,17 @@ def parse_stdout(text: str) -> Any:
 
 
 def finish(ctx: ActionContext, result: Completed, what: str) -> Any:
+    """The parsed stdout; on a non-zero exit the client gets the last line of the output (a Python
+    traceback's exception line) and the server log the whole of it, with the resource's file:line."""
     ctx.record(stdout=result.stdout, stderr=result.stderr, exitCode=result.exit_code)
     if result.exit_code != 0:
-        tail = result.stderr.strip()[-2000:] or result.stdout.strip()[-2000:]
-        raise ResourceError(ctx.resource_id, f"{what} exited with code {result.exit_code}: {tail}", 500)
+        output = result.stderr.strip() or result.stdout.strip()
+        last = output.splitlines()[-1].strip()[:300] if output else ""
+        plan = getattr(getattr(ctx, "project", None), "resources", {}).get(ctx.resource_id)
+        where = f" ({plan.file}:{plan.line})" if plan is not None else ""
+        log.error("resource %s%s: %s exited with code %d:\n%s", ctx.resource_id, where, what,
+                  result.exit_code, output[-8000:])
+        raise ResourceError(ctx.resource_id, f"{what} exited with code {result.exit_code}: {last}", 500)
     value = parse_stdout(result.stdout)
     if isinstance(value, str):
         # the text, which also answers KDeps' result object: get('cmd').stdout, .exitCode, ...

@@ -118,6 +118,7 @@ def python(text: str, evaluate: Evaluate) -> str:
         elif context == "#":
             out.append(_escape_text(render_text(value).replace("\n", " "), b=False))
         else:
+            assert isinstance(context, tuple)
             prefix, quote_chars = context
             lower = prefix.lower()
             escaped = _escape_text(render_text(value), b="b" in lower)

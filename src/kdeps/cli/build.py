@@ -76,6 +76,7 @@ def command(path: Path, tag: str | None, gpu: str | None, show_dockerfile: bool,
         report(f"No Docker engine is available ({detail}); no image was built.")
         report(f"Build it where Docker runs with:  docker build -t {plan.tag} {ctx.directory}")
         report(f"                              or:  docker compose -f {ctx.compose} up --build")
+        report(f"Then run it with:                 {run_hints(plan)[0].removeprefix('Run: ')}")
         return
     report(f"Building {plan.tag} with Docker {detail} ...")
     code = docker_build(ctx.directory, plan.tag)

@@ -22,6 +22,7 @@ COMMANDS = {
     "migrate": ("kdeps.cli.migrate", "Rewrite a seed-era agent into the current flat layout."),
     "bundle": ("kdeps.cli.main", "Package or build an agent (KDeps' names: bundle package, bundle build)."),
     "export": ("kdeps.cli.export", "Write Kubernetes manifests for an agent (export k8s)."),
+    "doctor": ("kdeps.cli.doctor", "Run diagnostic health checks: keys, Ollama, models, port, extras."),
 }
 
 # `kdeps bundle SUB` is KDeps' spelling of `kdeps SUB`; both stay.

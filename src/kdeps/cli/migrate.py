@@ -153,9 +153,9 @@ def migrate_resource(doc: CommentedMap, file: str, notes: list[str]) -> Commente
     """The flat-layout form of one seed-era resource document."""
     meta = doc.get("metadata")
     run = doc.get("run")
-    if meta is not None and not isinstance(meta, dict):
+    if meta is not None and not isinstance(meta, CommentedMap):
         raise MigrationError("metadata must be a mapping", file, _line(doc, "metadata"))
-    if run is not None and not isinstance(run, dict):
+    if run is not None and not isinstance(run, CommentedMap):
         raise MigrationError("run must be a mapping", file, _line(doc, "run"))
     meta = meta if meta is not None else CommentedMap()
     run = run if run is not None else CommentedMap()
@@ -336,7 +336,7 @@ def _validations(run: CommentedMap, file: str, notes: list[str]) -> CommentedMap
             _move(run, old, out, new)
     pre = run.get("preflightCheck")
     if pre is not None:
-        if not isinstance(pre, dict):
+        if not isinstance(pre, CommentedMap):
             raise MigrationError("preflightCheck must be a mapping", file, _line(run, "preflightCheck"))
         if "validations" in pre:
             _move(pre, "validations", out, "check", dedent=2)
@@ -350,7 +350,7 @@ def _validations(run: CommentedMap, file: str, notes: list[str]) -> CommentedMap
             out.ca.items["check"] = run.ca.items["preflightCheck"]
     rules = run.get("validation")
     if rules is not None:
-        if not isinstance(rules, dict):
+        if not isinstance(rules, CommentedMap):
             raise MigrationError("validation must be a mapping", file, _line(run, "validation"))
         for key in _VALIDATION_RULE_KEYS:
             if key in rules:
@@ -410,8 +410,8 @@ def _after(run: CommentedMap, file: str) -> CommentedSeq | None:
 
 def _cache_switch(http: Any, file: str, notes: list[str]) -> None:
     """`cache.enabled` is gone: a present cache block is on."""
-    cache = http.get("cache") if isinstance(http, dict) else None
-    if not isinstance(cache, dict) or "enabled" not in cache:
+    cache = http.get("cache") if isinstance(http, CommentedMap) else None
+    if not isinstance(cache, CommentedMap) or "enabled" not in cache:
         return
     if cache["enabled"] is False:
         notes.append(f"{file}:{_line(cache, 'enabled')}: httpClient.cache.enabled was false: the cache block "
@@ -422,10 +422,10 @@ def _cache_switch(http: Any, file: str, notes: list[str]) -> None:
 
 
 def _flatten_meta(response: Any, file: str, notes: list[str]) -> None:
-    if not isinstance(response, dict) or "meta" not in response:
+    if not isinstance(response, CommentedMap) or "meta" not in response:
         return
     meta = response["meta"]
-    if not isinstance(meta, dict):
+    if not isinstance(meta, CommentedMap):
         raise MigrationError("apiResponse.meta must be a mapping", file, _line(response, "meta"))
     pos = list(response).index("meta")
     moved = CommentedMap()
@@ -471,7 +471,7 @@ def _ordered(out: CommentedMap) -> CommentedMap:
 def migrate_workflow(doc: CommentedMap, file: str, notes: list[str]) -> None:
     """Drop the seed-era switches from workflow settings; migrate inline resources in place."""
     settings = doc.get("settings")
-    if isinstance(settings, dict):
+    if isinstance(settings, CommentedMap):
         for mode, block in (("apiServerMode", "apiServer"), ("webServerMode", "webServer")):
             if mode not in settings:
                 continue
@@ -482,7 +482,7 @@ def migrate_workflow(doc: CommentedMap, file: str, notes: list[str]) -> None:
             _drop(settings, mode)
         cors = (settings.get("apiServer") or {}).get("cors") if isinstance(settings.get("apiServer"), dict) \
             else None
-        if isinstance(cors, dict) and "enableCors" in cors:
+        if isinstance(cors, CommentedMap) and "enableCors" in cors:
             if cors["enableCors"] is False:
                 notes.append(f"{file}:{_line(cors, 'enableCors')}: enableCors was false: the cors block is "
                              "removed (a present cors block turns CORS on)")
@@ -532,7 +532,7 @@ def migrate_file(path: Path, *, workflow: bool) -> FileResult:
     notes: list[str] = []
     changed = False
     for index, doc in enumerate(docs):
-        if not isinstance(doc, dict):
+        if not isinstance(doc, CommentedMap):
             continue
         if workflow and _is_workflow(doc):
             before = _dump(yaml, [doc])

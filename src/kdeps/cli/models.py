@@ -104,7 +104,7 @@ class _Progress:
             click.echo(err=True)
 
 
-def _open(base: str, method: str, path: str, body: dict[str, Any] | None, timeout: float):
+def _open(base: str, method: str, path: str, body: dict[str, Any] | None, timeout: float) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base + path, data=data, method=method,
                                  headers={"Content-Type": "application/json"})
@@ -124,7 +124,8 @@ def _open(base: str, method: str, path: str, body: dict[str, Any] | None, timeou
 
 def _request(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     with _open(base, method, path, body, timeout=30) as resp:
-        return json.loads(resp.read() or b"{}")
+        answer: dict[str, Any] = json.loads(resp.read() or b"{}")
+        return answer
 
 
 def _stream(base: str, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -135,12 +135,48 @@ def _template(ctx: click.Context, param: click.Parameter, value: str) -> str:
     raise click.BadParameter(f"unknown template '{value}'{hint}. Available templates: {available}")
 
 
+def _backend(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from kdeps.spec.backends import BACKENDS
+
+    name = value.strip().lower()
+    if name in BACKENDS:
+        return name
+    close = difflib.get_close_matches(name, BACKENDS, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise click.BadParameter(f"unknown backend '{value}'{hint}. Available backends: {', '.join(BACKENDS)}")
+
+
+# Editors with yaml-language-server (VS Code's YAML extension, Neovim, …) complete and check keys
+# against the schema this comment names; `kdeps new` writes the schema files beside the agent.
+SCHEMA_DIR = ".kdeps-schema"
+_SCHEMA_HINT = "# yaml-language-server: $schema={path}\n"
+
+
+def _with_schema_hint(rel: str, text: str) -> str:
+    if not rel.endswith((".yaml", ".yml")):
+        return text
+    kind = "workflow" if rel in ("workflow.yaml", "workflow.yml") else "resource"
+    up = "../" * rel.count("/")
+    return _SCHEMA_HINT.format(path=f"{up}{SCHEMA_DIR}/{kind}.json") + text
+
+
+def _write_schemas(root: Path) -> None:
+    import json
+
+    from kdeps.spec.schema import json_schema
+
+    folder = root / SCHEMA_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in ("workflow", "resource"):
+        (folder / f"{kind}.json").write_text(json.dumps(json_schema(kind), indent=2) + "\n", encoding="utf-8")
+
+
 @click.command(name="new")
 @click.argument("name")
 @click.option("--template", "-t", default=DEFAULT_TEMPLATE, show_default=True, callback=_template,
               help=f"Project template: {', '.join(TEMPLATES)}.")
 @click.option("--force", is_flag=True, help="Write into NAME even if it exists (its files are overwritten).")
-@click.option("--backend", default="gguf", show_default=True,
+@click.option("--backend", default="gguf", show_default=True, callback=_backend,
               help="LLM backend of the scaffold's chat resource (gguf runs the embedded model).")
 @click.option("--model", default=None, help="Model name (default: the backend's usual small model).")
 def command(name: str, template: str, force: bool, backend: str, model: str | None) -> None:
@@ -156,6 +192,7 @@ def command(name: str, template: str, force: bool, backend: str, model: str | No
     for rel, text in TEMPLATES[template].items():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text.format(**values), encoding="utf-8")
+        target.write_text(_with_schema_hint(rel, text.format(**values)), encoding="utf-8")
+    _write_schemas(root)
     click.echo(f"Created {root}/ from the {template} template — try:\n"
                f"  kdeps run {root} --once --input q='What is AI?'\n  kdeps run {root}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -119,6 +120,23 @@ def command(path: str) -> None:
             sys.exit(1)
         for warning in project.warnings:
             click.echo(f"warning: {located(warning)}", err=True)
+        for line in _unset_keys(project):
+            click.echo(f"warning: {line}", err=True)
     count = len(project.resources)
     layouts = " and ".join(sorted(project.layouts)) or "no resources"
     click.echo(f"Validation successful ({count} resource{'s' if count != 1 else ''}; layout: {layouts})")
+
+
+def _unset_keys(project: Any) -> list[str]:
+    """A used backend whose key variable is unset: the first request would fail (503)."""
+    from kdeps.deploy.usage import key_users
+    from kdeps.engine.scope import agent_env
+
+    env = agent_env(getattr(project.workflow.settings.agent_settings, "env", None))
+    out = []
+    for var, backends in sorted(key_users(project, env).items()):
+        if not (env.get(var) or "").strip():
+            users = ", ".join(sorted({r for rs in backends.values() for r in rs}))
+            out.append(f"{var} is not set; backend {', '.join(sorted(backends))} (used by {users}) "
+                       "will answer 503 until it is")
+    return out

@@ -26,13 +26,13 @@ from urllib.parse import urlsplit
 import yaml
 
 from kdeps.deploy.dockerfile import AGENT_DIR, APP_UID, HEADER_MARK
-from kdeps.deploy.ollama import OLLAMA_BACKEND, needs_ollama
-from kdeps.deploy.plan import OLLAMA_DEFAULT_PORT, BuildPlan, plan_build
+from kdeps.deploy.ollama import OLLAMA_BACKENDS, OLLAMA_DEFAULT_PORT, needs_ollama
+from kdeps.deploy.plan import BuildPlan, plan_build
 from kdeps.errors import KdepsError
+from kdeps.llm.catalog import ALIASES, DEFAULT_BACKEND
 from kdeps.llm.registry import backend_info
 from kdeps.server.config import SESSION_URL_ENV
 from kdeps.server.runner import GRACEFUL_SHUTDOWN_SECONDS as DRAIN_SECONDS
-from kdeps.spec.backends import DEFAULT_BACKEND
 
 # Endpoint removal reaches every kube-proxy/ingress a few seconds after a pod starts terminating;
 # the pod keeps accepting connections that long before the server is told to drain.
@@ -97,7 +97,7 @@ def _default_backend(agent_env: dict[str, str]) -> str:
     # As the chat action resolves a block without `backend` (KDEPS_DEFAULT_BACKEND, upstream's
     # `file` meaning our embedded gguf).
     default = (agent_env.get("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-    return {"file": "gguf", "llamafile": "gguf"}.get(default, default)
+    return ALIASES.get(default, default)
 
 
 @dataclass
@@ -126,7 +126,7 @@ def chat_usage(project: Any) -> _Usage:
                 var = None
         if var and var not in usage.key_vars:
             usage.key_vars.append(var)
-        if backend == OLLAMA_BACKEND and model and "{{" not in model and model not in usage.ollama_models:
+        if backend in OLLAMA_BACKENDS and model and "{{" not in model and model not in usage.ollama_models:
             usage.ollama_models.append(model)
 
     for resource in project.resources.values():
@@ -278,7 +278,8 @@ def plan_k8s(project: Any, *, image: str | None = None, replicas: int | None = N
     usage = chat_usage(project)
     decision = needs_ollama(project)
     ollama = bool(decision) and plan.ollama_local
-    if decision and _default_backend(plan.env) != OLLAMA_BACKEND and OLLAMA_BACKEND not in usage.backends \
+    named_ollama = bool(OLLAMA_BACKENDS & usage.backends)
+    if decision and _default_backend(plan.env) not in OLLAMA_BACKENDS and not named_ollama \
             and not agent.models and agent.install_ollama is not True:
         ollama = False  # only unnamed backends wanted it, and KDEPS_DEFAULT_BACKEND says otherwise
     models = list(dict.fromkeys([*(str(m) for m in agent.models), *usage.ollama_models]))
@@ -296,8 +297,8 @@ def plan_k8s(project: Any, *, image: str | None = None, replicas: int | None = N
     if ollama:
         ollama_url = f"http://{name}-ollama:{OLLAMA_DEFAULT_PORT}"
         config["OLLAMA_HOST"] = ollama_url
-        if (var := _env_ref(agent.ollama_url)) is not None:
-            config[var] = ollama_url
+        if (url_var := _env_ref(agent.ollama_url)) is not None:
+            config[url_var] = ollama_url
         elif agent.ollama_url:
             warnings.append(f"agentSettings.ollamaUrl is {agent.ollama_url!r}; in the cluster Ollama is "
                             f"{ollama_url} (set in OLLAMA_HOST): remove ollamaUrl or make it "

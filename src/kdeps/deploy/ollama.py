@@ -8,9 +8,27 @@ is non-empty, or `installOllama: true`. `installOllama: false` wins over everyth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-OLLAMA_BACKEND = "ollama"
+from kdeps.llm.catalog import BY_NAME, DEFAULT_BACKEND, Runs, names_running
+
+if TYPE_CHECKING:
+    from kdeps.spec.loader import Project
+
+
+def _running(runs: Runs) -> frozenset[str]:
+    """Backend names whose model runs there; '' (a chat block without `backend`) when the default does."""
+    default = {""} if BY_NAME[DEFAULT_BACKEND].runs == runs else set()
+    return names_running(runs) | default
+
+
+OLLAMA_BACKENDS = _running("ollama")
+"""Backends the image's Ollama serves."""
+IN_PROCESS_BACKENDS = _running("in_process")
+"""Backends that need llama.cpp built into the image."""
+OLLAMA_DEFAULT_PORT = urlsplit(BY_NAME["ollama"].default_url).port or 80  # no port: HTTP's
+"""Where the image's Ollama listens unless `ollamaUrl` names another local port."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +42,7 @@ class OllamaDecision:
         return self.needed
 
 
-def chat_backends(project: Any) -> dict[str, set[str]]:
+def chat_backends(project: Project) -> dict[str, set[str]]:
     """Map each resource id with a chat action to the backends it may call: its own (lower case;
     '' when absent, meaning ollama) and those its fallbacks name."""
     backends: dict[str, set[str]] = {}
@@ -40,14 +58,14 @@ def chat_backends(project: Any) -> dict[str, set[str]]:
     return backends
 
 
-def needs_ollama(project: Any) -> OllamaDecision:
+def needs_ollama(project: Project) -> OllamaDecision:
     """Apply the seed's rule to a loaded project (pure: reads the project, touches nothing)."""
     settings = project.workflow.settings.agent_settings
-    install = getattr(settings, "install_ollama", None) if settings is not None else None
-    models = list(getattr(settings, "models", None) or []) if settings is not None else []
+    install = settings.install_ollama
+    models = list(settings.models)
     if install is False:
         return OllamaDecision(False, "installOllama: false")
-    users = sorted(rid for rid, names in chat_backends(project).items() if names & {"", OLLAMA_BACKEND})
+    users = sorted(rid for rid, names in chat_backends(project).items() if names & OLLAMA_BACKENDS)
     if users:
         return OllamaDecision(True, "chat resource(s) " + ", ".join(users) + " use the ollama backend "
                                     "(named or by default)")

@@ -8,10 +8,13 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kdeps.deploy.secrets import is_junk, is_secret_file, literal_secrets
 from kdeps.errors import KdepsError
+
+if TYPE_CHECKING:
+    from kdeps.spec.loader import Project
 
 ARCHIVE_SUFFIX = ".kdeps"
 # Folders and files copied when present, as the KDeps docs list them.
@@ -34,21 +37,14 @@ class FileSet:
     warnings: list[str] = field(default_factory=list)  # literal credentials found in the YAML files
 
 
-def _extra_paths(project: Any) -> list[str]:
+def _extra_paths(project: Project) -> list[str]:
     """Paths the workflow points at besides the standard ones: requirements/pyproject files, static folders,
     local .gguf model files."""
-    out: list[str] = []
     settings = project.workflow.settings
-    agent = getattr(settings, "agent_settings", None)
-    for key in ("requirements_file", "pyproject_file", "lock_file"):
-        rel = getattr(agent, key, None) if agent is not None else None
-        if rel:
-            out.append(str(rel))
-    web = getattr(settings, "web_server", None)
-    for route in getattr(web, "routes", None) or []:
-        public = getattr(route, "public_path", None)
-        if public:
-            out.append(str(public))
+    agent = settings.agent_settings
+    out = [rel for rel in (agent.requirements_file, agent.pyproject_file, agent.lock_file) if rel]
+    if settings.web_server is not None:
+        out += [route.public_path for route in settings.web_server.routes if route.public_path]
     for resource in project.resources.values():
         for chat in resource.chats():
             model = chat.model or ""
@@ -64,7 +60,7 @@ def _inside(root: Path, rel: str) -> Path | None:
     return target if target.is_relative_to(root) and target.exists() else None
 
 
-def collect_files(project: Any) -> FileSet:
+def collect_files(project: Project) -> FileSet:
     """Select the files that make up an agent, skipping caches silently and secrets with a note."""
     root = Path(project.root).resolve()
     selected = FileSet(root)
@@ -134,12 +130,12 @@ def archive_name(name: str, version: str) -> str:
     return safe + ARCHIVE_SUFFIX
 
 
-def package_project(project: Any, output_dir: Path, name: str | None = None) -> tuple[Path, FileSet]:
+def package_project(project: Project, output_dir: Path, name: str | None = None) -> tuple[Path, FileSet]:
     """Pack a loaded (hence valid) project into `<output_dir>/<name>-<version>.kdeps`."""
     meta = project.workflow.metadata
     fileset = collect_files(project)
     fileset.warnings = literal_secrets(fileset.root, fileset.files)
-    dest = Path(output_dir) / archive_name(name or str(meta.name), str(getattr(meta, "version", "0.0.0")))
+    dest = Path(output_dir) / archive_name(name or str(meta.name), str(meta.version))
     return write_archive(fileset, dest), fileset
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kdeps import __version__
-from kdeps.deploy.ollama import chat_backends, needs_ollama
+from kdeps.deploy.ollama import IN_PROCESS_BACKENDS, OLLAMA_DEFAULT_PORT, chat_backends, needs_ollama
 from kdeps.deploy.secrets import is_secret_env, literal_secrets
+
+if TYPE_CHECKING:
+    from kdeps.spec.loader import Project
+    from kdeps.spec.models import Route
 
 GPU_KINDS = ("cuda", "rocm", "intel", "vulkan")
 DEFAULT_PYTHON = "3.12"
@@ -25,7 +29,6 @@ CUDA_BASE = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
 UBUNTU_BASE = "ubuntu:24.04"
 DEFAULT_API_PORT = 3000
 DEFAULT_WEB_PORT = 8080
-OLLAMA_DEFAULT_PORT = 11434
 HEALTH_PATHS = ("/health", "/healthz", "/livez", "/readyz", "/ready", "/ping")
 # llama.cpp without -march=native: portable across CPUs, and avoids the AMX kernel crash seen on VMs.
 LLAMA_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
@@ -80,11 +83,6 @@ class BuildPlan:
         return [p for p in (self.api_port, self.web_port) if p]
 
 
-def _attr(obj: Any, name: str, default: Any = None) -> Any:
-    value = getattr(obj, name, None) if obj is not None else None
-    return default if value is None else value
-
-
 def default_tag(name: str, version: str) -> str:
     """The image tag used when --tag is not given: <name>:<version> (docker-safe), as KDeps."""
     repo = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "agent"
@@ -92,11 +90,11 @@ def default_tag(name: str, version: str) -> str:
     return f"{repo}:{ver}"
 
 
-def find_health_path(routes: Any) -> str | None:
+def find_health_path(routes: list[Route]) -> str | None:
     """The first GET route that looks like a health check (/health, /healthz, ...), if any."""
-    for route in routes or []:
-        path = str(_attr(route, "path", "")).rstrip("/") or "/"
-        methods = [str(m).upper() for m in (_attr(route, "methods", []) or [])]
+    for route in routes:
+        path = route.path.rstrip("/") or "/"
+        methods = [m.upper() for m in route.methods]
         if (not methods or "GET" in methods) and path.lower().endswith(HEALTH_PATHS) and ":" not in path:
             return path
     return None
@@ -193,23 +191,29 @@ def _split_args(plan: BuildPlan, args: dict[str, Any]) -> None:
         plan.args[key] = value
 
 
-def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
+def _chat_usage(project: Project) -> Any:
+    from kdeps.deploy.k8s import chat_usage  # k8s builds on this module
+
+    return chat_usage(project)
+
+
+def plan_build(project: Project, gpu: str | None = None, tag: str | None = None,
                kdeps_wheel: str | None = None) -> BuildPlan:
     """Decide the contents of the image for a loaded project (see module doc)."""
     wf = project.workflow
     meta, settings = wf.metadata, wf.settings
-    agent = _attr(settings, "agent_settings")
-    name, version = str(meta.name), str(_attr(meta, "version", "0.0.0"))
+    agent = settings.agent_settings
+    name, version = str(meta.name), str(meta.version)
     if gpu is not None and gpu not in GPU_KINDS:
         raise ValueError(f"unknown GPU kind {gpu!r}; choose one of {', '.join(GPU_KINDS)}")
     plan = BuildPlan(name=name, version=version, tag=tag or default_tag(name, version), gpu=gpu,
                      kdeps_wheel=kdeps_wheel)
-    plan.python_version = _python_version(_attr(agent, "python_version"), plan.warnings)
-    _choose_bases(plan, _attr(agent, "base_os"))
+    plan.python_version = _python_version(agent.python_version, plan.warnings)
+    _choose_bases(plan, agent.base_os)
 
     decision = needs_ollama(project)
     plan.ollama, plan.ollama_reason = decision.needed, decision.reason
-    tag_value = str(_attr(agent, "ollama_image_tag", "") or DEFAULT_OLLAMA_TAG).strip()
+    tag_value = str(agent.ollama_image_tag or DEFAULT_OLLAMA_TAG).strip()
     if not _IMAGE_TAG.match(tag_value) or tag_value == "latest":
         plan.warnings.append(f"ollamaImageTag {tag_value!r} is not a pinned version; "
                              f"using {DEFAULT_OLLAMA_TAG}")
@@ -217,41 +221,38 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
     if plan.gpu == "rocm" and not tag_value.endswith("-rocm"):
         tag_value += "-rocm"
     plan.ollama_image = f"ollama/ollama:{tag_value}"
-    _ollama_wiring(plan, _attr(agent, "ollama_url"))
-    plan.models = [str(m) for m in _attr(agent, "models", [])] if plan.ollama else []
-    plan.offline = bool(_attr(agent, "offline_mode", False))
+    _ollama_wiring(plan, agent.ollama_url)
+    plan.models = [str(m) for m in agent.models] if plan.ollama else []
+    if plan.ollama and plan.ollama_local:  # models chat resources name are pulled too
+        plan.models += [m for m in _chat_usage(project).ollama_models if m not in plan.models]
+    plan.offline = agent.offline_mode
     if plan.offline and plan.ollama and not plan.ollama_local:
         plan.warnings.append("offlineMode bakes models into the image, but ollamaUrl points elsewhere")
-    plan.gguf = any("gguf" in names for names in chat_backends(project).values())
+    plan.gguf = any(names & IN_PROCESS_BACKENDS for names in chat_backends(project).values())
 
-    api = _attr(settings, "api_server")
-    web_routes = bool(_attr(_attr(settings, "web_server"), "routes", []))
-    web_port_set = _attr(_attr(settings, "web_server"), "port_num") is not None
-    web_mode = bool(_attr(settings, "web_server_mode", False)) or (web_routes and web_port_set)
-    # As `kdeps run` (server.webserver.plan_web_server): web routes without an apiServer block or
-    # without resources are served alone.
-    has_api = "api_server" in getattr(settings, "model_fields_set", {"api_server"})
-    web_alone = web_routes and not (has_api and getattr(project, "resources", True))
-    web_mode = web_mode or web_alone
-    if not web_alone and (_attr(settings, "api_server_mode", False)
-                          or not _attr(settings, "web_server_mode", False)):
-        plan.api_port = int(_attr(api, "port_num", DEFAULT_API_PORT))
-        plan.health_path = find_health_path(_attr(api, "routes", []))
+    api, web = settings.api_server, settings.web_server
+    # `kdeps run` serves the API unless the agent is a web server only (the seed-era switch, or no
+    # resources beside web routes); web routes share the API's port unless given their own.
+    web_only = web is not None and bool(web.routes) and (
+        (settings.web_server_mode and not settings.api_server_mode) or not project.resources)
+    if not web_only:
+        plan.api_port = int(api.port_num or DEFAULT_API_PORT)
+        plan.health_path = find_health_path(api.routes)
     else:
         plan.api_port = None
-    if web_mode:
-        plan.web_port = int(_attr(_attr(settings, "web_server"), "port_num", DEFAULT_WEB_PORT))
+    if web is not None and web.routes and (web_only or (web.port_num and web.port_num != plan.api_port)):
+        plan.web_port = int(web.port_num or DEFAULT_WEB_PORT)
 
-    tz = str(_attr(agent, "timezone", "") or "Etc/UTC")
+    tz = agent.timezone or "Etc/UTC"
     if _TIMEZONE.match(tz):
         plan.timezone = tz
     else:
         plan.warnings.append(f"timezone {tz!r} is not a zone name; using Etc/UTC")
 
-    plan.python_packages = [str(p).strip() for p in _attr(agent, "python_packages", []) if str(p).strip()]
+    plan.python_packages = [p.strip() for p in agent.python_packages if p.strip()]
     root = Path(project.root)
-    for key, label in (("requirements_file", "requirementsFile"), ("pyproject_file", "pyprojectFile")):
-        rel = _attr(agent, key)
+    files = ((agent.requirements_file, "requirementsFile"), (agent.pyproject_file, "pyprojectFile"))
+    for rel, label in files:
         if not rel:
             continue
         if (root / rel).is_file() and not Path(rel).is_absolute() and ".." not in Path(rel).parts:
@@ -260,26 +261,27 @@ def plan_build(project: Any, gpu: str | None = None, tag: str | None = None,
             plan.warnings.append(f"{label} {rel!r} is not a file inside the agent folder; skipped")
     if not plan.requirements and (root / "requirements.txt").is_file():
         plan.requirements.append("requirements.txt")
-    if _attr(agent, "lock_file"):
+    if agent.lock_file:
         plan.warnings.append("lockFile is not used by kdeps build; dependencies resolve from "
                              "requirementsFile/pyprojectFile/pythonPackages")
-    if _attr(agent, "repositories"):
+    if agent.repositories:
         plan.warnings.append("agentSettings.repositories (apt PPAs) are not supported on the Debian/Ubuntu "
                              "bases; skipped")
-    for pkg in _attr(agent, "os_packages", []):
+    for pkg in agent.os_packages:
         if _OS_PACKAGE.match(str(pkg)):
             plan.os_packages.append(str(pkg))
         else:
             plan.warnings.append(f"osPackages: {pkg!r} is not a Debian package name; skipped")
-    _split_env(plan, dict(_attr(agent, "env", {}) or {}))
-    _split_args(plan, dict(_attr(agent, "args", {}) or {}))
+    _split_env(plan, dict(agent.env))
+    _split_args(plan, dict(agent.args))
+    # each used backend's key, by name: compose and the `docker run` hint pass it from the shell
+    plan.runtime_env += [k for k in _chat_usage(project).key_vars if k not in plan.runtime_env]
     if plan.api_port:
         # The container listens on 0.0.0.0, where the API refuses to start without its token.
-        token_var = _token_var(_attr(api, "auth_token"))
+        token_var = _token_var(api.auth_token)
         if token_var and token_var not in plan.runtime_env:
             plan.runtime_env.append(token_var)
-    if getattr(project, "root", None) is not None:
-        from kdeps.deploy.package import collect_files
+    from kdeps.deploy.package import collect_files
 
-        plan.warnings.extend(literal_secrets(Path(project.root).resolve(), collect_files(project).files))
+    plan.warnings.extend(literal_secrets(Path(project.root).resolve(), collect_files(project).files))
     return plan

@@ -48,6 +48,7 @@ class ResponseData:
     session_changed: bool = False  # the server persists RequestData.session when True
     resources: list[str] | None = None  # actionIds that ran, for the access log
     usage: dict[str, int] | None = None  # LLM tokens of the whole run: input_tokens, output_tokens
+    trace: list[dict[str, Any]] | None = None  # per resource: status, durationMs, backend, model, tokens
 
 
 _INDEXED = re.compile(r".+\[(\d+)\]")

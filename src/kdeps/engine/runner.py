@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from kdeps import observability
 from kdeps.actions import get_action
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.engine.scope import AgentInfo, LoopState, RequestState, ResourceRecord, Scope, agent_env
@@ -69,6 +70,7 @@ class Engine:
         response.session_changed = state.session_changed
         response.resources = list(state.records)
         response.usage = _token_totals(state)
+        response.trace = [_trace_row(aid, r) for aid, r in state.records.items()]
         return response
 
     async def run(self, state: RequestState, *, emit: Emit | None = None,
@@ -115,6 +117,11 @@ class Engine:
                            arguments: dict[str, Any] | None = None) -> Any:
         """Restrictions → skip → check → input validation → items → (before → primary → after →
         apiResponse) with the onError policy, as the Go engine orders them."""
+        with observability.resource(aid, self.resources[aid], state):  # log line, metrics, span
+            return await self._run_resource(aid, state, emit, arguments)
+
+    async def _run_resource(self, aid: str, state: RequestState, emit: Emit | None,
+                            arguments: dict[str, Any] | None) -> Any:
         plan = self.resources[aid]
         record = ResourceRecord()
         started = time.perf_counter()
@@ -146,8 +153,11 @@ class Engine:
                 record.output = record.item_values = outputs
         except Skipped:
             log.debug("resource %s skipped", aid)
+            record.meta["status"] = "skipped"
         state.records[aid] = record
-        log.debug("resource %s done in %.1f ms", aid, (time.perf_counter() - started) * 1000)
+        record.meta["durationMs"] = round((time.perf_counter() - started) * 1000, 2)
+        record.meta.setdefault("status", "error" if "error" in record.meta else "ok")
+        log.debug("resource %s done in %.1f ms", aid, record.meta["durationMs"])
         return record.output
 
     def _check(self, plan: ResourcePlan, scope: Scope) -> None:
@@ -213,6 +223,8 @@ class Engine:
                 raise
             except ResourceError as err:
                 error = err
+                if observability.missing_key(err):  # a server misconfiguration, not the client's
+                    error = ResourceError(aid, err.message, 503)
             except KdepsError as err:
                 error = _as_resource_error(aid, err)
             except TimeoutError:
@@ -323,7 +335,7 @@ class ActionRun:
 
 # -- helpers -------------------------------------------------------------------------------------
 def _env(scope: Scope, variables: dict[str, Any] | None = None) -> Env:
-    cached = getattr(scope, "_env", None)
+    cached: Env | None = getattr(scope, "_env", None)
     if cached is None or variables:
         base = {"item": scope.items["current"]} if "all" in scope.items else {}  # `item.org` in items
         env = scope.env({**base, **variables} if variables else base)
@@ -372,6 +384,8 @@ def _as_resource_error(aid: str, err: KdepsError) -> ResourceError:
 
     if isinstance(err, LLMTimeoutError):
         return ResourceError(aid, str(err), 504)
+    if observability.missing_key(err):
+        return ResourceError(aid, str(err), 503)
     if isinstance(err, LLMError):
         return ResourceError(aid, str(err), 502)
     if isinstance(err, ExprError):
@@ -400,9 +414,18 @@ def _token_totals(state: RequestState) -> dict[str, int] | None:
     return {key: sum(int(u.get(key) or 0) for u in usages) for key in ("input_tokens", "output_tokens")}
 
 
+def _trace_row(aid: str, record: ResourceRecord) -> dict[str, Any]:
+    """One resource of the run as the playground shows it."""
+    row: dict[str, Any] = {"resource": aid, "status": record.meta.get("status"),
+                           "durationMs": record.meta.get("durationMs")}
+    usage = record.meta.get("usage")
+    if isinstance(usage, dict):
+        row.update({k: usage.get(k) for k in ("backend", "model", "input_tokens", "output_tokens",
+                                              "finish_reason") if usage.get(k) is not None})
+    if isinstance(record.meta.get("error"), dict):
+        row["error"] = record.meta["error"].get("message")
+    return row
+
+
 def _llm_meta(state: RequestState) -> dict[str, Any]:
-    for record in state.records.values():
-        usage = record.meta.get("usage")
-        if isinstance(usage, dict) and usage.get("backend"):
-            return {"model": usage.get("model"), "backend": usage.get("backend")}
-    return {}
+    return observability.llm_meta(state.records)

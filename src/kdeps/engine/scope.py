@@ -467,7 +467,8 @@ def user_config() -> dict[str, Any]:
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:  # the user's file, not the request's
             logging.getLogger("kdeps.engine").warning("cannot read %s: %s", path, exc)
         _CONFIG_CACHE[key] = data if isinstance(data, dict) else {}
-    return _CONFIG_CACHE[key]
+    config: dict[str, Any] = _CONFIG_CACHE[key]
+    return config
 
 
 class _Headers(dict[str, Any]):
@@ -533,7 +534,7 @@ def _recorded(scope: Scope, key: str, resource_id: str) -> Any:
     return scope.meta(resource_id, key)
 
 
-class _CallableNamespace(dict):
+class _CallableNamespace(dict[str, Callable[..., Any]]):
     """`item('current')` and `item.current()` are both KDeps: a namespace that can also be called."""
 
     def __init__(self, call: Callable[..., Any], members: dict[str, Callable[..., Any]]) -> None:

@@ -14,10 +14,10 @@ import math
 import re
 import statistics
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from functools import cmp_to_key, lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import re2
 
@@ -71,7 +71,10 @@ def _num(fn: str, value: Any) -> int | float:
     raise ExprError(f"{fn}() expects a number, got {type_name(value)}")
 
 
-def _sized(result: Any) -> Any:
+_Sized = TypeVar("_Sized", str, list[Any])
+
+
+def _sized(result: _Sized) -> _Sized:
     if len(result) > MAX_ITEMS:
         raise ExprError(f"result too large (limit {MAX_ITEMS} items or characters)")
     active_frame().charge(len(result))
@@ -94,8 +97,8 @@ def b_lower(s: Any) -> str:
 
 
 def b_trim(s: Any, chars: Any = None) -> str:
-    s = _str("trim", s)
-    return s.strip() if chars is None else s.strip(_str("trim", chars))
+    text = _str("trim", s)
+    return text.strip() if chars is None else text.strip(_str("trim", chars))
 
 
 def b_trim_prefix(s: Any, prefix: Any = " ") -> str:
@@ -131,24 +134,24 @@ def b_split_after(s: Any, sep: Any, n: Any = None) -> list[str]:
 
 
 def b_replace(s: Any, old: Any, new: Any, n: Any = None) -> str:
-    s, old, new = _str("replace", s), _str("replace", old), _str("replace", new)
-    count = s.count(old) if old else len(s) + 1
+    text, before, after = _str("replace", s), _str("replace", old), _str("replace", new)
+    count = text.count(before) if before else len(text) + 1
     if n is not None:
         limit = _int("replace", n)
         count = count if limit < 0 else min(count, limit)
-    if len(s) + count * (len(new) - len(old)) > MAX_ITEMS:
+    if len(text) + count * (len(after) - len(before)) > MAX_ITEMS:
         raise ExprError(f"replace() result too large (limit {MAX_ITEMS} characters)")
-    return s.replace(old, new, -1 if n is None else _int("replace", n))
+    return text.replace(before, after, -1 if n is None else _int("replace", n))
 
 
 def b_repeat(s: Any, n: Any) -> str:
-    s, count = _str("repeat", s), _int("repeat", n)
+    text, count = _str("repeat", s), _int("repeat", n)
     if count < 0:
         raise ExprError(f"repeat() expects a count >= 0, got {count}")
-    if len(s) * count > MAX_ITEMS:
+    if len(text) * count > MAX_ITEMS:
         raise ExprError(f"repeat() result too large (limit {MAX_ITEMS} characters)")
-    active_frame().charge(len(s) * count)
-    return s * count
+    active_frame().charge(len(text) * count)
+    return text * count
 
 
 def b_join(items: Any, sep: Any = "") -> str:
@@ -717,7 +720,7 @@ def b_format(value: Any, layout: Any) -> str:
 
 
 # -- predicate builtins --------------------------------------------------------------------------
-def _iterate(fn: str, frame: Frame, items: Any, pred: Predicate) -> Any:
+def _iterate(fn: str, frame: Frame, items: Any, pred: Predicate) -> Iterator[tuple[int, Any, Any]]:
     """Yield (index, item, predicate result) with `#`/`#index` bound; restores the frame after."""
     seq = _list(fn, items)
     saved = frame.ptr, frame.idx

@@ -501,7 +501,7 @@ def _call(node: Node, scope: frozenset[str]) -> Fn:
     if count == 0:
 
         def call0(f: Frame) -> Any:
-            fn = f.funcs.get(name)
+            fn: Any = f.funcs.get(name)
             if fn is None:
                 fn = missing(f)
             try:
@@ -514,7 +514,7 @@ def _call(node: Node, scope: frozenset[str]) -> Fn:
         (a0,) = args
 
         def call1(f: Frame) -> Any:
-            fn = f.funcs.get(name)
+            fn: Any = f.funcs.get(name)
             if fn is None:
                 fn = missing(f)
             try:
@@ -527,7 +527,7 @@ def _call(node: Node, scope: frozenset[str]) -> Fn:
         a0, a1 = args
 
         def call2(f: Frame) -> Any:
-            fn = f.funcs.get(name)
+            fn: Any = f.funcs.get(name)
             if fn is None:
                 fn = missing(f)
             try:
@@ -538,7 +538,7 @@ def _call(node: Node, scope: frozenset[str]) -> Fn:
         return call2
 
     def calln(f: Frame) -> Any:
-        fn = f.funcs.get(name)
+        fn: Any = f.funcs.get(name)
         if fn is None:
             fn = missing(f)
         try:

@@ -11,12 +11,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from kdeps.errors import ExprError
+from kdeps.spec.units import duration_seconds
 
-_UNITS_NS = {
-    "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
-    "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
-}
-_DURATION_PART = re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
 MAX_NS = 2**63 - 1
 
 
@@ -32,13 +28,10 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(0)
     if not body:
         raise ExprError(f"invalid duration {text!r}")
-    total, pos = 0.0, 0
-    while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if not match or match.group(1) in ("", "."):
-            raise ExprError(f"invalid duration {text!r} (use units ns, us, ms, s, m, h such as '1h30m')")
-        total += float(match.group(1)) * _UNITS_NS[match.group(2)]
-        pos = match.end()
+    seconds = duration_seconds(body, days=False)
+    if seconds is None:
+        raise ExprError(f"invalid duration {text!r} (use units ns, us, ms, s, m, h such as '1h30m')")
+    total = seconds * 1e9
     if total > MAX_NS:
         raise ExprError(f"invalid duration {text!r}: too large")
     return timedelta(microseconds=sign * total / 1000)

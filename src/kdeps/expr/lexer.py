@@ -74,8 +74,8 @@ def tokenize(source: str) -> list[Token]:
             i = end + 1
             continue
         if ch.isdigit() or (ch == "." and i + 1 < n and source[i + 1].isdigit()):
-            value, i = _scan_number(source, i)
-            append(Token(NUMBER, value, start))
+            number, i = _scan_number(source, i)
+            append(Token(NUMBER, number, start))
             continue
         if ch == "#":
             i += 1

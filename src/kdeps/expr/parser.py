@@ -45,6 +45,7 @@ class Node:
     """An AST node: `kind` plus kind-specific `args`; `depth` bounds evaluation recursion."""
 
     __slots__ = ("args", "depth", "kind", "pos")
+    depth: int
 
     def __init__(self, kind: str, pos: int, *args: Any) -> None:
         self.kind, self.pos, self.args = kind, pos, args

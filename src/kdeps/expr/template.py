@@ -8,6 +8,7 @@ single pass: text produced by an expression is never scanned for `{{` again.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -57,7 +58,7 @@ def compile_template(text: str) -> Template:
             parts.append(text[i:start])
         program, i = _expression_at(text, start)
         parts.append(program)
-    programs = [p for p in parts if isinstance(p, Program)]
+    programs: list[str | Program] = [p for p in parts if isinstance(p, Program)]
     single = len(programs) == 1 and all(isinstance(p, Program) or not p.strip() for p in parts)
     if single:
         parts = programs
@@ -100,60 +101,79 @@ def is_bare_expression(text: str, env: Env) -> bool:
     """
     if not isinstance(text, str) or "{{" in text or not _MAYBE.search(text):
         return False
-    root = _parsed(text.strip())
-    if root is None or root.kind in ("seq", "let", "const", "ident"):
+    shape = _shape(text.strip())
+    if shape is None:
         return False
-    known = _Known(env)
-    return known.check(root) and known.intent
+    funcs, variables = env.functions, env.variables
+
+    def known(name: str) -> bool:
+        return name in funcs or name in variables
+
+    if not all(known(n) for n in shape.idents) or not all(c in funcs for c in shape.host_calls):
+        return False
+    return (shape.operators or any(c in funcs or c in _INTENT_CALLS for c in shape.calls)
+            or any(known(r) for r in shape.roots))
 
 
-@lru_cache(maxsize=4096)
-def _parsed(text: str) -> Node | None:
-    try:
-        return parse(text)
-    except ExprError:
-        return None
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What `is_bare_expression` needs of a parsed text, computed once per text: the names it must
+    find in the environment, and the signs of intent."""
+
+    idents: frozenset[str]  # free identifiers (nil/true/false aside)
+    calls: frozenset[str]  # every called name
+    host_calls: frozenset[str]  # called names that are no builtin: host functions or nothing
+    roots: frozenset[str]  # identifiers that property/index/method access starts from
+    operators: bool
 
 
+_LITERAL_NAMES = frozenset({"nil", "true", "false"})
 _MAYBE = re.compile(r"[(\[.=!<>&|?+*/%-]")
 _OPERATOR_KINDS = frozenset({"binary", "unary", "cond", "elvis"})
+_ACCESS_KINDS = frozenset({"member", "method", "chain"})
 _INTENT_CALLS = frozenset({"len"})
 
 
-class _Known:
-    """Walks an AST: are all names known, and does it show expression intent?"""
-
-    def __init__(self, env: Env) -> None:
-        self.env = env
-        self.intent = False
-
-    def _name(self, name: str) -> bool:
-        return name in self.env.functions or name in self.env.variables
-
-    def check(self, node: Any) -> bool:
+@lru_cache(maxsize=4096)
+def _shape(text: str) -> _Shape | None:
+    try:
+        root = parse(text)
+    except ExprError:
+        return None
+    if root.kind in ("seq", "let", "const", "ident"):
+        return None
+    idents: set[str] = set()
+    calls: set[str] = set()
+    roots: set[str] = set()
+    operators = False
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
         if isinstance(node, list | tuple):
-            return all(self.check(item) for item in node)
+            stack.extend(node)
+            continue
         if not isinstance(node, Node):
-            return True
+            continue
         kind = node.kind
         if kind == "ident":
-            return self._name(node.args[0]) or node.args[0] in ("nil", "true", "false")
+            if node.args[0] not in _LITERAL_NAMES:
+                idents.add(node.args[0])
+            continue
         if kind == "call":
-            name = node.args[0]
-            if name in self.env.functions or name in _INTENT_CALLS:
-                self.intent = True
-            elif name not in BUILTINS and name not in PREDICATE_BUILTINS:
-                return False
-            return self.check(node.args[1:])
-        if kind in _OPERATOR_KINDS or (kind in ("member", "method", "chain") and self._rooted(node)):
-            self.intent = True
-        return self.check(node.args)
-
-    def _rooted(self, node: Node) -> bool:
-        root: Any = node
-        while isinstance(root, Node) and root.kind in ("member", "method", "chain"):
-            root = root.args[0]
-        return isinstance(root, Node) and root.kind == "ident" and self._name(root.args[0])
+            calls.add(node.args[0])
+            stack.extend(node.args[1:])
+            continue
+        if kind in _OPERATOR_KINDS:
+            operators = True
+        elif kind in _ACCESS_KINDS:
+            base: Any = node
+            while isinstance(base, Node) and base.kind in _ACCESS_KINDS:
+                base = base.args[0]
+            if isinstance(base, Node) and base.kind == "ident":
+                roots.add(base.args[0])
+        stack.extend(node.args)
+    host_calls = calls - BUILTINS.keys() - PREDICATE_BUILTINS.keys()
+    return _Shape(frozenset(idents), frozenset(calls), frozenset(host_calls), frozenset(roots), operators)
 
 
 def render(value: Any, env: Env, *, bare: bool = True) -> Any:

@@ -11,7 +11,7 @@ import json
 import math
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from kdeps.errors import ExprError
 from kdeps.expr.gotime import format_time
@@ -84,7 +84,7 @@ def type_name(value: Any) -> str:
     return "unknown"
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     t = type(value)
     return t is int or t is float or (t is not bool and isinstance(value, int | float))
 
@@ -281,7 +281,7 @@ def truthy(value: Any) -> bool:
     if type(value) is bool:
         return True
     if is_number(value):
-        return value != 0
+        return bool(value != 0)
     if isinstance(value, str | list | tuple | dict):
         return len(value) > 0
     return True
@@ -349,7 +349,7 @@ def to_text(value: Any) -> str:
         return "<nil>"
     t = type(value)
     if t is str:
-        return value
+        return str(value)
     if t is bool:
         return "true" if value else "false"
     if t is int:
@@ -376,7 +376,7 @@ def render_text(value: Any) -> str:
         return ""
     t = type(value)
     if t is str:
-        return value
+        return str(value)
     if t is dict or t is list or t is tuple:
         return to_json(value)
     return to_text(value)

@@ -30,18 +30,19 @@ from kdeps.llm.types import (
 )
 
 if TYPE_CHECKING:
-    from kdeps.llm.client import RetryPolicy, complete, complete_with_fallback, redact, stream
-    from kdeps.llm.registry import BACKENDS, get_backend, resolve_api_key
+    from kdeps.llm.client import complete, complete_with_fallback, redact, stream
+    from kdeps.llm.registry import BACKENDS, get_backend, resolve_endpoint
+    from kdeps.llm.retry import RetryPolicy
 
 _LAZY = {
     "complete": "kdeps.llm.client",
     "complete_with_fallback": "kdeps.llm.client",
     "stream": "kdeps.llm.client",
-    "RetryPolicy": "kdeps.llm.client",
+    "RetryPolicy": "kdeps.llm.retry",
     "redact": "kdeps.llm.client",
     "BACKENDS": "kdeps.llm.registry",
     "get_backend": "kdeps.llm.registry",
-    "resolve_api_key": "kdeps.llm.registry",
+    "resolve_endpoint": "kdeps.llm.registry",
 }
 
 __all__ = [
@@ -69,7 +70,7 @@ __all__ = [
     "complete_with_fallback",
     "get_backend",
     "redact",
-    "resolve_api_key",
+    "resolve_endpoint",
     "stream",
 ]
 

@@ -20,16 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
 from kdeps.llm import transport
 from kdeps.llm.errors import InvalidResponseError, LLMError, LLMTimeoutError
-from kdeps.llm.registry import backend_info, check_api_key, get_backend, is_local, resolve_api_key
+from kdeps.llm.registry import (
+    backend_info,
+    check_api_key,
+    check_supported,
+    get_backend,
+    is_local,
+    resolve_endpoint,
+)
+from kdeps.llm.retry import RetryPolicy
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta, ToolCall, Usage
 
 __all__ = [
@@ -38,7 +45,7 @@ __all__ = [
     "complete",
     "complete_with_fallback",
     "redact",
-    "resolve_api_key",
+    "resolve_endpoint",
     "stream",
 ]
 
@@ -48,53 +55,11 @@ log = logging.getLogger("kdeps.llm")
 _PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """The chat `retry:` block: attempts in total (first call included) and backoff in seconds."""
-
-    max_attempts: int = 3
-    initial_delay: float = 1.0
-    max_delay: float = 30.0
-    backoff_multiplier: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"retry maxAttempts must be at least 1, got {self.max_attempts}")
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise ValueError("retry delays cannot be negative")
-        if self.backoff_multiplier < 1:
-            raise ValueError(f"retry backoffMultiplier must be at least 1, got {self.backoff_multiplier}")
-
-    @property
-    def multiplier(self) -> float:
-        return self.backoff_multiplier
-
-    @classmethod
-    def from_config(cls, config: Any) -> RetryPolicy:
-        """From a `retry:` mapping (camelCase or snake_case keys) or an object with those attributes."""
-        if config is None:
-            return cls()
-        names = {"max_attempts": "maxAttempts", "initial_delay": "initialDelay", "max_delay": "maxDelay",
-                 "backoff_multiplier": "backoffMultiplier"}
-        values: dict[str, Any] = {}
-        for snake, camel in names.items():
-            if isinstance(config, Mapping):
-                value = config.get(snake, config.get(camel))
-            else:
-                value = getattr(config, snake, None)
-            if value is not None:
-                values[snake] = int(value) if snake == "max_attempts" else float(value)
-        return cls(**values)
-
-    def backoff(self, attempt: int) -> float:
-        """Wait after failed attempt number `attempt` (1-based): exponential, capped, up to 25 % shorter."""
-        base = min(self.max_delay, self.initial_delay * self.backoff_multiplier ** (attempt - 1))
-        return base * random.uniform(0.75, 1.0)
-
-
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every secret replaced by `***` (longest first, so overlapping keys vanish whole)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    """`text` with every secret replaced by `***` (longest first, so overlapping keys vanish whole).
+    Values shorter than 4 characters are left alone: no real key is that short, and replacing them
+    would mangle the message."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 
@@ -120,12 +85,13 @@ def _start(request: ChatRequest, retry: RetryPolicy | None, endpoints: Sequence[
                  secrets=[e.api_key for e in endpoints if e.api_key])
 
 
-def _prepare(endpoint: Endpoint) -> tuple[Any, Endpoint]:
-    """The backend and a complete endpoint (default URL filled in); AuthError if a needed key is missing."""
+def _prepare(request: ChatRequest, endpoint: Endpoint) -> tuple[Any, Endpoint]:
+    """The backend and a complete endpoint (default URL filled in); AuthError if a needed key is
+    missing, BadRequestError if the request needs what the backend lacks."""
+    check_supported(request, endpoint)
     backend = get_backend(endpoint.backend)
     if not endpoint.base_url:
-        default = backend_info(endpoint.backend).default_url or getattr(backend, "default_base_url", "")
-        endpoint = replace(endpoint, base_url=default)
+        endpoint = replace(endpoint, base_url=backend_info(endpoint.backend).default_url)
     check_api_key(endpoint)
     return backend, endpoint
 
@@ -139,7 +105,7 @@ async def complete(request: ChatRequest, endpoint: Endpoint, *,
 
 
 async def stream(request: ChatRequest, endpoint: Endpoint, *,
-                 retry: RetryPolicy | None = None) -> AsyncIterator[StreamDelta]:
+                 retry: RetryPolicy | None = None) -> AsyncGenerator[StreamDelta, None]:
     """The answer as deltas while it is generated. Retried only before the first delta."""
     call = _start(request, retry, [endpoint])
     async with aclosing(_stream(request, endpoint, call)) as deltas:
@@ -148,26 +114,52 @@ async def stream(request: ChatRequest, endpoint: Endpoint, *,
 
 
 async def _complete(request: ChatRequest, endpoint: Endpoint, call: _Call) -> ChatResult:
-    backend, endpoint = _prepare(endpoint)
+    async with aclosing(_attempts(request, endpoint, call, streaming=False)) as results:
+        async for result in results:
+            assert isinstance(result, ChatResult)
+            return result
+    raise AssertionError("unreachable")  # _attempts yields an answer or raises
+
+
+async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> AsyncGenerator[StreamDelta, None]:
+    async with aclosing(_attempts(request, endpoint, call, streaming=True)) as deltas:
+        async for delta in deltas:
+            assert isinstance(delta, StreamDelta)
+            yield delta
+
+
+async def _attempts(request: ChatRequest, endpoint: Endpoint, call: _Call, *,
+                    streaming: bool) -> AsyncGenerator[ChatResult | StreamDelta, None]:
+    """The retry loop shared by plain and streamed calls: one ChatResult, or the deltas of one
+    stream (retried only before its first delta)."""
+    backend, endpoint = _prepare(request, endpoint)
     attempt = 0
     first: str | None = None
     while True:
         attempt += 1
         call.attempts += 1
+        started = False
         try:
-            result = await _attempt(backend, request, endpoint, call.deadline)
+            if streaming:
+                async with aclosing(_stream_once(backend, request, endpoint, call.deadline)) as deltas:
+                    async for delta in deltas:
+                        started = True
+                        yield delta
+            else:
+                result = await _attempt(backend, request, endpoint, call.deadline)
+                result.backend = endpoint.backend
+                result.attempts = attempt
+                yield result
+            return
         except LLMError as exc:
             error = _clean(exc, call)
             first = first or str(error)
-            wait = _next_wait(call, error, attempt, request)
+            wait = None if started else _next_wait(call, error, attempt, request)
             if wait is None:
-                raise _give_up(error, first, attempt) from None
+                advice = None if is_local(backend) else backend.advice(error, request, endpoint)
+                raise _give_up(error, first, attempt, advice) from None
             _log_retry(error, wait, attempt, call)
-            await asyncio.sleep(wait)
-            continue
-        result.backend = endpoint.backend
-        result.attempts = attempt
-        return result
+        await asyncio.sleep(wait)
 
 
 async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadline: float) -> ChatResult:
@@ -177,7 +169,8 @@ async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadl
             raise LLMTimeoutError(endpoint.backend, "deadline passed before the call")
         try:
             async with asyncio.timeout(left):
-                return await backend.complete(request, endpoint)
+                answer: ChatResult = await backend.complete(request, endpoint)
+                return answer
         except TimeoutError:
             raise LLMTimeoutError(endpoint.backend, f"no answer within {left:.3g} s") from None
     http = backend.build(request, endpoint, stream=False)
@@ -185,38 +178,15 @@ async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadl
     if not 200 <= status < 300:
         raise _named(backend.error(status, data, text, headers), http)
     try:
-        return backend.parse(data)
+        parsed: ChatResult = backend.parse(data)
     except _PARSE_ERRORS as exc:
         raise InvalidResponseError(endpoint.backend, f"unexpected answer shape ({type(exc).__name__}: "
                                    f"{str(exc)[:200]})", status) from None
-
-
-async def _stream(request: ChatRequest, endpoint: Endpoint, call: _Call) -> AsyncIterator[StreamDelta]:
-    backend, endpoint = _prepare(endpoint)
-    attempt = 0
-    first: str | None = None
-    while True:
-        attempt += 1
-        call.attempts += 1
-        started = False
-        try:
-            async with aclosing(_stream_once(backend, request, endpoint, call.deadline)) as deltas:
-                async for delta in deltas:
-                    started = True
-                    yield delta
-            return
-        except LLMError as exc:
-            error = _clean(exc, call)
-            first = first or str(error)
-            wait = None if started else _next_wait(call, error, attempt, request)
-            if wait is None:
-                raise _give_up(error, first, attempt) from None
-            _log_retry(error, wait, attempt, call)
-        await asyncio.sleep(wait)
+    return parsed
 
 
 async def _stream_once(backend: Any, request: ChatRequest, endpoint: Endpoint,
-                       deadline: float) -> AsyncIterator[StreamDelta]:
+                       deadline: float) -> AsyncGenerator[StreamDelta, None]:
     if is_local(backend):
         async with aclosing(backend.stream(request, endpoint)) as local:
             while True:
@@ -255,19 +225,11 @@ async def _stream_once(backend: Any, request: ChatRequest, endpoint: Endpoint,
 
 def _next_wait(call: _Call, error: LLMError, attempt: int, request: ChatRequest) -> float | None:
     """Seconds to wait before another attempt, or None to give up now."""
-    if not error.retryable or attempt >= call.policy.max_attempts:
+    if not error.retryable:
         return None
     if attempt >= 2 and _repeats(error, request):
         return None  # one more try covers a fluke; more cannot change the answer
-    left = call.deadline - time.monotonic()
-    if left <= 0:
-        return None
-    wait = error.retry_after
-    if wait is not None and wait >= left:
-        return None  # the server wants us back after the deadline: stop now (fallback can start)
-    if wait is None or wait > call.policy.max_delay:
-        wait = call.policy.backoff(attempt)
-    return wait if wait < left else None
+    return call.policy.next_wait(attempt, error.retry_after, call.deadline - time.monotonic())
 
 
 def _repeats(error: LLMError, request: ChatRequest) -> bool:
@@ -283,12 +245,15 @@ def _named(error: LLMError, http: Any) -> LLMError:
     return error
 
 
-def _give_up(error: LLMError, first: str, attempt: int) -> LLMError:
-    """The final error of a call tried `attempt` times; it names the first failure when that differed."""
+def _give_up(error: LLMError, first: str, attempt: int, advice: str | None = None) -> LLMError:
+    """The final error of a call tried `attempt` times: it names the first failure when that differed,
+    and ends with the backend's advice, if any."""
+    notes = [advice] if advice else []
     if attempt > 1:
         same = first == str(error)
-        note = f"same on all {attempt} attempts" if same else f"first of {attempt} attempts: {first}"
-        error.message = f"{error.message} ({note})"
+        notes.append(f"same on all {attempt} attempts" if same else f"first of {attempt} attempts: {first}")
+    if notes:
+        error.message += "".join(f" ({note})" for note in notes)
         error.args = (str(error),)
     return error
 

@@ -96,7 +96,7 @@ def _text(content: Any) -> str:
 
 
 def _call(raw: dict[str, Any]) -> ToolCall:
-    fn = raw.get("function") if isinstance(raw.get("function"), dict) else {}
+    fn: dict[str, Any] = raw["function"] if isinstance(raw.get("function"), dict) else {}
     args: Any = fn.get("arguments")
     try:
         args = json.loads(args) if isinstance(args, str) and args.strip() else args or {}

@@ -1,9 +1,9 @@
 """Backend names → backend instances, imported on first use.
 
+The backends and their facts are declared in `kdeps.llm.catalog`; the class in each declared module
+whose `declaration` is that row serves the name (one module may serve several, `openai_compat.py`).
 Importing this module imports no backend: each backend module is loaded the first time its name is
-asked for. A backend module exposes either a class whose `name` class attribute is the backend name
-(instantiated without arguments) or a ready instance with that `name` (at module level or inside a
-module-level dict), so one module can serve several names (`openai_compat.py`).
+asked for.
 
 HTTP backends subclass `kdeps.llm.backends.base.Backend`. In-process backends (the embedded
 llama.cpp `gguf`) implement `LocalBackend` instead; the client calls them directly, without the
@@ -16,10 +16,10 @@ import difflib
 import importlib
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from kdeps.llm.catalog import ALIASES, BY_NAME, DEFAULT_BACKEND, Declaration
 from kdeps.llm.errors import AuthError, BadRequestError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta
 
@@ -36,38 +36,13 @@ class LocalBackend(Protocol):
     def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncIterator[StreamDelta]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class BackendInfo:
-    """What a user sees of a backend: its name, API-key env var and default URL (the seed's table)."""
-
-    name: str
-    env_var: str | None
-    default_url: str
-    module: str
-
+BACKENDS: dict[str, Declaration] = BY_NAME
+"""Every backend kdeps ships (`kdeps.llm.catalog`), in the seed's order."""
 
 _PKG = "kdeps.llm.backends."
 
-BACKENDS: dict[str, BackendInfo] = {
-    info.name: info
-    for info in (
-        BackendInfo("ollama", None, "http://localhost:11434", _PKG + "ollama"),
-        BackendInfo("openai", "OPENAI_API_KEY", "https://api.openai.com", _PKG + "openai_compat"),
-        BackendInfo("anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com", _PKG + "anthropic"),
-        BackendInfo("google", "GOOGLE_API_KEY", "https://generativelanguage.googleapis.com", _PKG + "google"),
-        BackendInfo("cohere", "COHERE_API_KEY", "https://api.cohere.ai", _PKG + "cohere"),
-        BackendInfo("mistral", "MISTRAL_API_KEY", "https://api.mistral.ai", _PKG + "openai_compat"),
-        BackendInfo("together", "TOGETHER_API_KEY", "https://api.together.xyz", _PKG + "openai_compat"),
-        BackendInfo("perplexity", "PERPLEXITY_API_KEY", "https://api.perplexity.ai", _PKG + "openai_compat"),
-        BackendInfo("groq", "GROQ_API_KEY", "https://api.groq.com", _PKG + "openai_compat"),
-        BackendInfo("deepseek", "DEEPSEEK_API_KEY", "https://api.deepseek.com", _PKG + "openai_compat"),
-        BackendInfo("gguf", None, "", _PKG + "gguf"),
-    )
-}
-"""Every backend kdeps knows, in the seed's order (the embedded `gguf` last)."""
-
 _instances: dict[str, Any] = {}
-_extra_info: dict[str, BackendInfo] = {}
+_extra_info: dict[str, Declaration] = {}
 _factories: dict[str, Callable[[], Any]] = {}
 _lock = threading.Lock()
 
@@ -97,7 +72,7 @@ def register_backend(name: str, factory: Callable[[], Any], *, env_var: str | No
         _factories[name] = factory
         _instances.pop(name, None)
         if name not in BACKENDS:
-            _extra_info[name] = BackendInfo(name, env_var, default_url, getattr(factory, "__module__", ""))
+            _extra_info[name] = Declaration(name, "", env_var, default_url, "response_format")
 
 
 def unregister_backend(name: str) -> None:
@@ -109,7 +84,7 @@ def unregister_backend(name: str) -> None:
 
 
 
-def backend_info(name: str) -> BackendInfo:
+def backend_info(name: str) -> Declaration:
     """Name, env var and default URL of a backend; UnknownBackendError if there is no such backend."""
     info = BACKENDS.get(name) or _extra_info.get(name)
     if info is None:
@@ -138,16 +113,45 @@ def is_local(backend: Any) -> bool:
     return not isinstance(backend, Backend)
 
 
-def resolve_api_key(backend: str, explicit: str | None, env: Mapping[str, str]) -> str | None:
-    """The key to use: the resource's `apiKey` when set, else the backend's env var, else None."""
-    if explicit is not None and explicit.strip():
-        return explicit.strip()
-    env_var = backend_info(backend).env_var
-    if env_var:
-        value = env.get(env_var)
-        if value and value.strip():
-            return value.strip()
-    return None
+def resolve_endpoint(name: str | None, *, base_url: str | None, api_key: str | None,
+                     env: Callable[[str], str | None], ollama_url: str | None = None,
+                     workdir: str = "") -> Endpoint:
+    """Where and how to call a backend, from a chat block's rendered values and the agent's env.
+
+    No name: `KDEPS_DEFAULT_BACKEND`, else the default backend. URL: the block's `baseUrl`, else (an
+    Ollama backend) `agentSettings.ollamaUrl` or `OLLAMA_HOST`, else the declared default; an
+    in-process backend gets `workdir`, where relative model paths resolve. Key: the block's `apiKey`,
+    else the declared variable. UnknownBackendError or AuthError (no key) before any call."""
+    if not name:
+        name = (env("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
+        name = ALIASES.get(name, name)
+    info = backend_info(name.strip().lower())
+    if info.runs == "in_process":
+        url = workdir
+    else:
+        if not base_url and info.runs == "ollama":
+            host = env("OLLAMA_HOST")  # as the ollama CLI reads it
+            base_url = ollama_url or (host if not host or "://" in host else f"http://{host}")
+        url = (base_url or info.default_url).strip().rstrip("/")
+    key = api_key.strip() if api_key and api_key.strip() else None
+    if key is None and info.env_var:
+        key = (env(info.env_var) or "").strip() or None
+    endpoint = Endpoint(backend=info.name, base_url=url, api_key=key)
+    check_api_key(endpoint)
+    return endpoint
+
+
+def check_supported(request: ChatRequest, endpoint: Endpoint) -> None:
+    """Raise BadRequestError (before any call) when the request needs what the backend declares it
+    lacks: tools or images."""
+    info = backend_info(endpoint.backend)
+    if request.tools and not info.tools:
+        raise BadRequestError(info.name, f"the {info.name} backend does not support tools; use a backend "
+                                         "that does (see the backend table) for function calling")
+    if not info.images and any(m.images for m in request.messages):
+        raise BadRequestError(info.name, f"the {info.name} backend does not accept images; remove files: "
+                                         "or use a vision-capable backend (e.g. openai, anthropic, google, "
+                                         "ollama)")
 
 
 def check_api_key(endpoint: Endpoint) -> None:
@@ -161,24 +165,11 @@ def check_api_key(endpoint: Endpoint) -> None:
 def _load(name: str) -> Any:
     info = backend_info(name)
     try:
-        module = importlib.import_module(info.module)
+        module = importlib.import_module(_PKG + info.module)
     except ImportError as exc:
-        raise BadRequestError(name, f"backend '{name}' is not available here: {exc}") from exc
-    candidates: list[Any] = []
+        raise BadRequestError(name, f"backend '{name}' is not available here: {exc}") from None
     for value in vars(module).values():
-        candidates.extend(value.values() if isinstance(value, Mapping) else [value])
-    for value in candidates:
-        if getattr(value, "name", None) != name:
-            continue
-        if inspect.isclass(value):
-            if not inspect.isabstract(value):
-                return value()
-        elif hasattr(value, "build" if _is_http(value) else "complete"):
-            return value
-    raise LookupError(f"{info.module} defines no backend named '{name}'")
-
-
-def _is_http(value: Any) -> bool:
-    from kdeps.llm.backends.base import Backend
-
-    return isinstance(value, Backend)
+        declares = inspect.isclass(value) and value.__dict__.get("declaration") is info
+        if declares and not inspect.isabstract(value):
+            return value()
+    raise LookupError(f"{_PKG}{info.module} defines no class declaring backend '{name}'")

@@ -17,7 +17,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -313,7 +313,7 @@ class StreamResponse:
         self.complete = True
         return _decode_error_body(raw)
 
-    async def events(self, fmt: Literal["sse", "ndjson"]) -> AsyncIterator[Event]:
+    async def events(self, fmt: Literal["sse", "ndjson"]) -> AsyncGenerator[Event, None]:
         """The stream's events as they arrive, until the server closes it."""
         decoder = SSEDecoder() if fmt == "sse" else NDJSONDecoder()
         size = 0

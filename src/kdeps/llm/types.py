@@ -19,11 +19,13 @@ class ImagePart:
 
 @dataclass(slots=True)
 class ToolCall:
-    """A call the model asked for. `arguments` is always a parsed JSON object."""
+    """A call the model asked for. `arguments` is always a parsed JSON object. `signature` is an
+    opaque token the provider wants back with this call on the next turn (Gemini's thought signature)."""
 
     id: str
     name: str
     arguments: dict[str, Any]
+    signature: str | None = None
 
 
 @dataclass(slots=True)
@@ -82,7 +84,6 @@ class ChatResult:
     finish_reason: str = ""
     usage: Usage = field(default_factory=Usage)
     model: str = ""
-    raw: Any = None
     backend: str = ""
     attempts: int = 1
 

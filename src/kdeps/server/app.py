@@ -20,8 +20,9 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Mount
 
+from kdeps import observability
 from kdeps.engine.request import RequestData, ResponseData
-from kdeps.server import openai_compat
+from kdeps.server import metrics, openai_compat
 from kdeps.server.auth import UNAUTHORIZED, ApiAuth, resolve_token, with_api_headers
 from kdeps.server.config import ServerSettings, settings_from_project
 from kdeps.server.cors import Cors
@@ -52,7 +53,7 @@ from kdeps.session import SessionStore, SessionTooLarge, create_store
 
 SESSION_COOKIE = "kdeps_session"
 SESSION_HEADER = "x-session-id"
-PROBE_PATHS = ("/health", "/ready")
+PROBE_PATHS = ("/health", "/ready", metrics.PATH)
 _ID_OK = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 _SKIP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
@@ -91,7 +92,7 @@ class KdepsASGI:
 
     def __init__(self, engine: Any, settings: ServerSettings, store: SessionStore, *, max_body: int,
                  max_concurrency: int, auth_token: str | None, openai_compat: bool = False,
-                 model_name: str = "kdeps") -> None:
+                 model_name: str = "kdeps", ui: Any = None) -> None:
         self.engine = engine
         self.settings = settings
         self.store = store
@@ -111,6 +112,7 @@ class KdepsASGI:
         # Built-in probes for orchestrators, unless the workflow routes those paths itself.
         self.probes = frozenset(p for p in PROBE_PATHS if not self.router.path_methods(p))
         self.draining = False  # set on SIGTERM (see server.runner.drain): /ready answers 503
+        self.ui = ui  # server.playground.Playground when the playground is on
 
     # -- ASGI entry -------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,6 +130,7 @@ class KdepsASGI:
         common = {} if self.cors.is_preflight(method, headers) else self.cors.response_headers(headers)
         common["x-request-id"] = request_id
         sender = ResponseSender(with_api_headers(send), common, head=method == "HEAD")
+        span = observability.start_request(method, scope["path"])  # None unless tracing is on
 
         try:
             reply = await self._handle(scope, receive, headers, request_id, ip, sender)
@@ -148,6 +151,8 @@ class KdepsASGI:
         if sender.left:
             reply.status = 499  # as proxies log it: the client closed the connection first
         self._log(request_id, method, scope["path"], reply, ip, started, sender.size)
+        metrics.request_done(method, reply.route, reply.status, time.perf_counter() - started)
+        observability.end_request(span, reply.status, reply.route)
 
     def _log(self, request_id: str, method: str, path: str, reply: _Reply, ip: str, started: float,
              size: int) -> None:
@@ -162,13 +167,20 @@ class KdepsASGI:
         }
         if reply.resources is not None:
             entry["resources"] = reply.resources
-        access_log.info(json.dumps(entry, default=str, separators=(",", ":")))
+        if reply.status >= 400 and reply.body:
+            entry["error"] = _error_of(reply.body)  # the failing resource and its message
+        access_log.info(json.dumps(entry, default=str, separators=(",", ":")), extra={"entry": entry})
 
     def _probe(self, path: str) -> _Reply:
         """/health: the process answers. /ready: it takes new work (503 once draining). No auth: the
         kubelet sends no token."""
         if path == "/ready" and self.draining:
             return _Reply.error(503, "server is shutting down", {"retry-after": "1"})
+        if path == metrics.PATH:
+            if not metrics.available():
+                return _Reply.error(404, "metrics need prometheus-client: pip install prometheus-client")
+            body, ctype = metrics.exposition()
+            return _Reply(200, body, {"content-type": ctype})
         return _Reply(200, b'{"status":"ok"}', {"content-type": "application/json"})
 
     # -- one request ------------------------------------------------------------------------------
@@ -177,6 +189,8 @@ class KdepsASGI:
         method, path = scope["method"], scope["path"]
         if path in self.probes and method in ("GET", "HEAD"):
             return self._probe(path)
+        if self.ui is not None and (page := self.ui.answer(method, path, headers, ip)) is not None:
+            return _Reply(*page)
         openai_route = self.openai_compat and openai_compat.handles(path)
         if self.cors.is_preflight(method, headers):
             methods = openai_compat.methods(path) if openai_route else self.router.path_methods(path)
@@ -294,6 +308,8 @@ class KdepsASGI:
         reply = _encode(response)
         reply.resources = getattr(response, "resources", None)
         reply.session_changed = bool(response.session_changed)
+        if self.ui is not None and self.ui.wants_trace(data.headers, data.client_ip):
+            reply.headers.update(self.ui.trace_header(response))
         return reply
 
     async def save_session(self, session_id: str, data: RequestData) -> HTTPError | None:
@@ -367,6 +383,11 @@ class KdepsASGI:
         reply = _encode(response)
         reply.resources = response.resources
         reply.session_changed = bool(response.session_changed)
+        if self.ui is not None and self.ui.wants_trace(data.headers, data.client_ip):
+            if sender.started:
+                await sender.write(sse(self.ui.trace(response), "trace"))
+            else:
+                reply.headers.update(self.ui.trace_header(response))
         if not sender.started:
             reply = await self._finish_session(reply, data, session_id, is_new, scope)
             if reply.status >= 400:  # answered as plain JSON, with its own status
@@ -445,7 +466,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
 def create_app(project: Any, engine: Any, *, max_body: int | None = None, max_concurrency: int | None = None,
                auth_token: str | None = None, openai_compat: bool = False,
                session_store: SessionStore | None = None, base_dir: str | Path | None = None,
-               settings: ServerSettings | None = None) -> Any:
+               settings: ServerSettings | None = None, ui: bool = False) -> Any:
     """The ASGI app serving `project` through `engine`. Limits and the bearer token default to the
     workflow's apiServer settings; the session store defaults to the workflow's session block (a
     relative sqlite path resolves under `base_dir`, the workflow folder)."""
@@ -462,6 +483,12 @@ def create_app(project: Any, engine: Any, *, max_body: int | None = None, max_co
                      max_concurrency=max_concurrency if max_concurrency is not None
                      else settings.max_concurrent_requests,
                      auth_token=auth_token, openai_compat=openai_compat, model_name=_model_name(project))
+    if ui or settings.ui:
+        from kdeps.server.playground import Playground
+
+        routed = frozenset(p for p in ("/", "/docs", "/openapi.json") if core.router.path_methods(p))
+        core.ui = Playground(project, settings, token=auth_token, openai=openai_compat, routed=routed,
+                             session_cookie=SESSION_COOKIE)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -519,6 +546,19 @@ async def _clean_periodically(store: SessionStore, interval: float) -> None:
             await store.cleanup()
         except Exception:
             error_log.exception("session cleanup failed")
+
+
+def _error_of(body: bytes) -> dict[str, Any] | None:
+    """`{"resource", "message"}` of an error body, for the access log."""
+    try:
+        error = json.loads(body).get("error") if len(body) < 65536 else None
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(error, str):
+        return {"message": error}
+    if not isinstance(error, dict):
+        return None
+    return {"resource": error.get("resource") or error.get("resourceId"), "message": error.get("message")}
 
 
 def _model_name(project: Any) -> str:

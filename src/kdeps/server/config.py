@@ -108,6 +108,7 @@ class ServerSettings:
     max_body_size: int = DEFAULT_MAX_BODY
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENCY
     session: SessionSettings = field(default_factory=SessionSettings)
+    ui: bool = False  # apiServer.ui: the playground, /docs and /openapi.json (kdeps run --ui)
 
 
 def _str_list(value: Any) -> list[str]:
@@ -163,6 +164,7 @@ def settings_from_project(project: Any) -> ServerSettings:
         max_body_size=byte_size(_pick(api, "max_body_size"), DEFAULT_MAX_BODY),
         max_concurrent_requests=int(_pick(api, "max_concurrent_requests", DEFAULT_MAX_CONCURRENCY)),
         session=session,
+        ui=bool(_pick(api, "ui", False)),
     )
 
 

@@ -1,13 +1,12 @@
 """`kdeps run PATH`: load the agent, build the app and serve it with uvicorn (uvloop + httptools
-when installed). One process by default; `workers > 1` uses uvicorn's multi-process supervisor and
-`dev` its reloader, both of which rebuild the app in each child through `app_from_env`."""
+when installed). One process by default; `workers > 1` uses uvicorn's multi-process supervisor (each
+child rebuilds the app through `app_from_env`); `dev` swaps in each good edit (`server.devreload`)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -19,29 +18,21 @@ from starlette.applications import Starlette
 
 from kdeps.errors import KdepsError
 from kdeps.server.app import create_app
-from kdeps.server.auth import banner_line, require_token
+from kdeps.server.auth import banner_line, require_token, resolve_token
 from kdeps.server.config import ServerSettings, settings_from_project
 
 _ENV_KEY = "KDEPS_SERVE_OPTIONS"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
-def setup_logging(level: str = "info") -> None:
-    """Access log lines (JSON) and server errors go to stderr; uvicorn's own chatter stays at warning."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access = logging.getLogger("kdeps.access")
-    access.handlers[:] = [handler]
-    access.setLevel(logging.INFO if level in ("info", "debug") else logging.WARNING)
-    access.propagate = False
-    plain = logging.StreamHandler(sys.stderr)
-    plain.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    for name in ("kdeps", "uvicorn"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [plain]
-        logger.setLevel(logging.DEBUG if level == "debug" else logging.INFO if name == "kdeps"
-                        else logging.WARNING)
-        logger.propagate = False
+def setup_logging(level: str = "info", fmt: str = "auto") -> None:
+    """Request lines and server messages go to stderr: text on a terminal, JSON otherwise (kdeps.logs);
+    traces go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set (kdeps.observability)."""
+    from kdeps.logs import configure
+    from kdeps.observability import setup_tracing
+
+    configure(level, fmt)
+    setup_tracing()  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 
 def _agent_dir(path: str | Path) -> Path:
@@ -50,7 +41,8 @@ def _agent_dir(path: str | Path) -> Path:
 
 
 def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | None = None,
-              max_concurrency: int | None = None, project: Any = None) -> tuple[Starlette, ServerSettings]:
+              max_concurrency: int | None = None, project: Any = None,
+              ui: bool = False) -> tuple[Starlette, ServerSettings]:
     """Load the agent at `path` (unless `project` is given) and return the ASGI app and its settings."""
     from kdeps.engine import Engine
 
@@ -66,14 +58,14 @@ def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | 
         return web.app(None), web.listen_settings(settings)  # type: ignore[return-value]
     openai_compat = openai_compat or bool(getattr(project.workflow.settings, "openai_compat", False))
     app = create_app(project, Engine(project), max_body=max_body, max_concurrency=max_concurrency,
-                     openai_compat=openai_compat, base_dir=_agent_dir(path), settings=settings)
+                     openai_compat=openai_compat, base_dir=_agent_dir(path), settings=settings, ui=ui)
     return (app if web is None else web.app(app)), settings
 
 
 def app_from_env() -> Starlette:
     """App factory for worker and reload child processes (options travel in an env var)."""
     options = json.loads(os.environ[_ENV_KEY])
-    setup_logging(options.pop("log_level", "info"))
+    setup_logging(options.pop("log_level", "info"), options.pop("log_format", "auto"))
     app, _ = build_app(options.pop("path"), **options)
     return app
 
@@ -87,10 +79,9 @@ def http_protocol() -> Any:
 
 
 def _announce(host: str, port: int, settings: ServerSettings) -> None:
-    lines = [f"Starting API server on {host}:{port}"]
-    for route in settings.routes:
-        lines.extend(f"  {method} {route.path}" for method in route.methods)
-    print("\n".join(lines), flush=True)
+    from kdeps.server.banner import lines
+
+    print("\n".join(lines(host, port, settings)), flush=True)
 
 
 class _Server(uvicorn.Server):
@@ -125,22 +116,34 @@ class _Server(uvicorn.Server):
 
 def serve(path: str | Path, host: str | None = None, port: int | None = None, workers: int = 1,
           dev: bool = False, *, openai_compat: bool = False, max_body: int | None = None,
-          max_concurrency: int | None = None, log_level: str = "info", project: Any = None) -> None:
+          max_concurrency: int | None = None, log_level: str = "info", log_format: str = "auto",
+          project: Any = None, ui: bool = False) -> None:
     """Serve the agent at `path` until SIGINT/SIGTERM; in-flight requests finish before exit.
     `project` skips loading when the caller already has it. Exits with status 1 and a one-line
-    message (no traceback) when the agent cannot be served, e.g. an unset authToken variable."""
-    setup_logging(log_level)
+    message (no traceback) when the agent cannot be served, e.g. an unset authToken variable.
+    `ui` (on with `dev`) serves the playground at / and the API docs at /docs."""
+    ui = ui or dev
+    setup_logging(log_level, log_format)
+    waiting = False
     try:
         app, settings = build_app(path, openai_compat=openai_compat, max_body=max_body,
-                                  max_concurrency=max_concurrency, project=project)
+                                  max_concurrency=max_concurrency, project=project, ui=ui)
     except KdepsError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+        if not dev:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        from kdeps.server.devreload import waiting_app
+
+        app, settings = waiting_app(err), ServerSettings()  # until the first good edit
+        waiting = True
     host = host or settings.host
     port = settings.port if port is None else port
     core = getattr(getattr(app, "state", None), "kdeps", None)
     openai = bool(getattr(core, "openai_compat", False))
+    playground = getattr(core, "ui", None)
     auth = core.auth.enabled if core is not None else None  # None: no API (a web server alone)
+    if waiting:  # the fixed agent will serve its API here: the same rule from the start
+        auth = resolve_token(None) is not None
     if auth is not None:
         try:
             require_token(auth, host)
@@ -153,10 +156,17 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS, "lifespan": "on",
         "http": http_protocol(),
     }
-    if workers <= 1 and not dev:
-        config = uvicorn.Config(app, **common)
-        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai, auth),
-                         on_exit=functools.partial(drain, app))
+    served: Any = app
+    if dev:  # one process that swaps in each good edit (kdeps.server.devreload)
+        from kdeps.server.devreload import DevApp
+
+        served = DevApp(_agent_dir(path), app, lambda: build_app(
+            path, openai_compat=openai_compat, max_body=max_body, max_concurrency=max_concurrency, ui=ui)[0])
+    if workers <= 1 or dev:
+        config = uvicorn.Config(served, **common)
+        server = _Server(config, on_ready=lambda: _announce_all(host, port, settings, openai, playground,
+                                                                  auth),
+                         on_exit=functools.partial(drain, served))
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
         if not server.started:
@@ -165,23 +175,15 @@ def serve(path: str | Path, host: str | None = None, port: int | None = None, wo
 
     os.environ[_ENV_KEY] = json.dumps({"path": str(Path(path).resolve()), "openai_compat": openai_compat,
                                        "max_body": max_body, "max_concurrency": max_concurrency,
-                                       "log_level": log_level})
-    del app  # each child builds its own
-    agent_dir = str(_agent_dir(path))
-    config = uvicorn.Config("kdeps.server.runner:app_from_env", factory=True, workers=1 if dev else workers,
-                            reload=dev, reload_dirs=[agent_dir] if dev else None,
-                            reload_includes=["*.yaml", "*.yml", "*.j2"] if dev else None, **common)
+                                       "log_level": log_level, "log_format": log_format, "ui": ui})
+    del app, core  # each child builds its own
+    config = uvicorn.Config("kdeps.server.runner:app_from_env", factory=True, workers=workers, **common)
     sock = config.bind_socket()
-    _announce_all(host, port, settings, openai, auth)
+    _announce_all(host, port, settings, openai, playground, auth)
     try:
-        if dev:
-            from uvicorn.supervisors import ChangeReload
+        from uvicorn.supervisors import Multiprocess
 
-            ChangeReload(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
-        else:
-            from uvicorn.supervisors import Multiprocess
-
-            Multiprocess(config, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:
         pass
 
@@ -193,9 +195,10 @@ def drain(app: Any) -> None:
         core.draining = True
 
 
-def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool, auth: bool | None = None
-                  ) -> None:
-    """The banner, with the OpenAI-compatible routes when they are served and whether auth is on."""
+def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool,
+                  playground: Any = None, auth: bool | None = None) -> None:
+    """The banner, with the OpenAI-compatible routes when they are served, whether auth is on, and
+    the playground's URL."""
     _announce(host, port, settings)
     if auth is not None:
         print(banner_line(auth), flush=True)
@@ -203,3 +206,8 @@ def _announce_all(host: str, port: int, settings: ServerSettings, openai: bool, 
         from kdeps.server.openai_compat import banner
 
         print("\n".join(banner()), flush=True)
+    if playground is not None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
+        print(f"Playground: {base}{playground.page_path}  API docs: {base}/docs", flush=True)
+

@@ -88,13 +88,15 @@ class SQLiteStore:
             self._conn = None
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
-        return await self._call(self._load, session_id)
+        data: dict[str, Any] | None = await self._call(self._load, session_id)
+        return data
 
     async def save(self, session_id: str, data: dict[str, Any], ttl: float) -> None:
         await self._call(self._save, session_id, dumps(data), time.time() + ttl)
 
     async def cleanup(self) -> int:
-        return await self._call(self._cleanup)
+        removed: int = await self._call(self._cleanup)
+        return removed
 
     async def close(self) -> None:
         await self._call(self._close)

@@ -1,20 +1,10 @@
-"""Names of the LLM backends a `chat` resource may use. Defined once here; other packages import it."""
+"""Names of the LLM backends a `chat` resource may use, read from their declarations
+(`kdeps.llm.catalog`, which imports no backend code and no aiohttp)."""
 
 from __future__ import annotations
 
-BACKENDS: tuple[str, ...] = (
-    "ollama",
-    "openai",
-    "anthropic",
-    "google",
-    "cohere",
-    "mistral",
-    "together",
-    "perplexity",
-    "groq",
-    "deepseek",
-    "gguf",
-)
+from kdeps.llm.catalog import DEFAULT_BACKEND, NAMES
 
-# A chat resource without `backend` talks to Ollama.
-DEFAULT_BACKEND = "ollama"
+BACKENDS: tuple[str, ...] = NAMES
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND"]

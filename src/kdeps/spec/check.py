@@ -57,7 +57,10 @@ def _strings(doc: Document, base: tuple[str, ...]) -> Iterator[tuple[Path_, str]
             continue
         value: Any = doc.data
         for part in path:
-            value = value[part] if isinstance(value, dict | list) else None
+            if isinstance(value, list) and isinstance(part, int):
+                value = value[part]
+            else:
+                value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, str):
             yield path, value
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 from kdeps.errors import ExprError, SpecError, SpecErrors
 from kdeps.spec.check import check_document
@@ -28,6 +29,7 @@ from kdeps.spec.models import (
     Resource,
     Workflow,
 )
+from kdeps.spec.placement import key_home
 from kdeps.spec.plan import Layout, ResourcePlan, from_flat, from_seed
 from kdeps.spec.yamlio import Document, read_documents
 
@@ -337,7 +339,7 @@ def _known(names: dict[str, Any]) -> str:
 
 def _closest(word: str, options: Any) -> str | None:
     options = list(options)
-    lowered = {o.lower(): o for o in options}
+    lowered = {str(o).lower(): str(o) for o in options}
     if word.lower() in lowered:
         return lowered[word.lower()]
     match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
@@ -503,7 +505,7 @@ def _dotted(path: tuple[str | int, ...]) -> str:
     return text
 
 
-def _convert(model: type[BaseModel], err: dict[str, Any], doc: Document, file: str) -> SpecError:
+def _convert(model: type[BaseModel], err: ErrorDetails, doc: Document, file: str) -> SpecError:
     kind = err["type"]
     path = _data_path(doc.data, tuple(err["loc"]))
     where = _dotted(path)
@@ -524,6 +526,8 @@ def _convert(model: type[BaseModel], err: dict[str, Any], doc: Document, file: s
         else:
             msg = f"unknown key '{key}'" + (f" in {_dotted(parent)}" if parent else "")
             suggestion = _closest(key, allowed)
+            if not suggestion:
+                msg += key_home(model, parent, key)
         line, col = doc.key_mark(path)
         return SpecError(msg, file, line, col, suggestion)
 

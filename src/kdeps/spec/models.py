@@ -224,7 +224,7 @@ class SpecModel(BaseModel):
             by_alias = cls._alias_map()
             out = {}
             for key, value in data.items():
-                name = by_alias.get(key, key)
+                name = by_alias.get(str(key), str(key))
                 field = fields.get(name)
                 if (
                     value is None
@@ -313,6 +313,8 @@ class ApiServer(SpecModel):
         description="Requests handled at once; more are answered 503 with Retry-After.",
     )
     rate_limit: dict[str, Any] | None = Field(None, description="Accepted; not enforced (a warning).")
+    ui: bool = Field(False, description="Serve the playground at / and the API docs at /docs "
+                     "(as `kdeps run --ui`; on by default with --dev).")
 
 
 class WebRoute(SpecModel):
@@ -490,7 +492,7 @@ class WorkflowMetadata(SpecModel):
 class Workflow(SpecModel):
     """workflow.yaml: metadata and settings of an agent."""
 
-    api_version: Literal["kdeps.io/v1"] = Field(API_VERSION, description="Always kdeps.io/v1.")
+    api_version: Literal["kdeps.io/v1"] = Field("kdeps.io/v1", description="Always kdeps.io/v1.")
     kind: Literal["Workflow"] = "Workflow"
     metadata: WorkflowMetadata
     settings: Settings = Field(default_factory=_default(Settings))
@@ -833,7 +835,7 @@ class ResourceMetadata(SpecModel):
 class Resource(SpecModel):
     """A resource file document: one step of the workflow."""
 
-    api_version: Literal["kdeps.io/v1"] = Field(API_VERSION, description="Always kdeps.io/v1.")
+    api_version: Literal["kdeps.io/v1"] = Field("kdeps.io/v1", description="Always kdeps.io/v1.")
     kind: Literal["Resource"] = "Resource"
     metadata: ResourceMetadata
     items: Annotated[
@@ -914,7 +916,7 @@ class Loop(SpecModel):
 class FlatResource(SpecModel):
     """A resource in the current layout: identity, checks, steps and actions at the top level."""
 
-    api_version: Literal["kdeps.io/v1"] = Field(API_VERSION, description="Always kdeps.io/v1.")
+    api_version: Literal["kdeps.io/v1"] = Field("kdeps.io/v1", description="Always kdeps.io/v1.")
     kind: Literal["Resource"] = "Resource"
     action_id: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",

@@ -48,9 +48,9 @@ def json_schema(kind: Literal["workflow", "resource"] | None = None) -> dict[str
     return schema
 
 
-def _models(root: type[BaseModel] = Workflow) -> dict[str, type[BaseModel]]:
+def _models() -> dict[str, type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {}
-    stack = [Workflow, Resource, FlatResource, InlineAction]
+    stack: list[type[BaseModel]] = [Workflow, Resource, FlatResource, InlineAction]
     while stack:
         model = stack.pop()
         if model.__name__ in found:

@@ -39,16 +39,23 @@ def parse_duration(value: object) -> float:
         text = value.strip()
         if _NUMBER.fullmatch(text):
             return float(text)
-        pos, total = 0, 0.0
-        while pos < len(text):
-            m = _DURATION_PART.match(text, pos)
-            if not m:
-                break
-            total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-            pos = m.end()
-        if text and pos == len(text):
-            return total
+        seconds = duration_seconds(text)
+        if seconds is not None:
+            return seconds
     raise ValueError(f"invalid duration {value!r}: expected e.g. 30s, 1m30s, 500ms or a number of seconds")
+
+
+def duration_seconds(text: str, *, days: bool = True) -> float | None:
+    """Seconds in an unsigned Go duration such as "1h30m", "1.5s" or "250ms" (with `days`, also "7d");
+    None when `text` is not one. The expression builtins use it without days, as Go does."""
+    pos, total = 0, 0.0
+    while pos < len(text):
+        m = _DURATION_PART.match(text, pos)
+        if not m or (m.group(2) == "d" and not days):
+            return None
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    return total if text else None
 
 
 def parse_byte_size(value: object) -> int:

@@ -129,7 +129,11 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 line, col = _mark(key_node)
-                self.errors.append(SpecError("mapping keys must be plain scalars", self.file, line, col))
+                message = "mapping keys must be plain scalars"
+                if key_node.flow_style and isinstance(key_node, yaml.MappingNode):
+                    line, col = _mark(node)  # `key: {{ x }}` unquoted reads as a mapping in a mapping
+                    message = "a value that starts with '{{' must be quoted: key: \"{{ ... }}\""
+                self.errors.append(SpecError(message, self.file, line, col))
                 continue
             # The key's source text: `on:` stays "on" rather than YAML 1.1's True.
             key = key_node.value
@@ -162,14 +166,95 @@ def read_documents(text: str, file: str, errors: list[SpecError]) -> list[Docume
             if doc.data is not None:
                 docs.append(doc)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = exc.problem or "invalid YAML"
-        if exc.context:
-            problem = f"{problem} ({exc.context})"
-        errors.append(SpecError(f"YAML syntax error: {problem}", file, line, col))
+        errors.append(syntax_error(exc, text, file))
     except yaml.YAMLError as exc:
         errors.append(SpecError(f"YAML error: {exc}", file, 1, 1))
     except RecursionError:
         errors.append(SpecError("YAML nested too deeply to read", file, 1, 1))
     return docs
+
+
+def syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
+    """A YAML syntax error in words a person acts on, at the line and column of the mistake
+    (PyYAML reports where it noticed, which for a key without ':' is the line after)."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    lines = text.splitlines()
+    problem = exc.problem or "invalid YAML"
+
+    for n in sorted({line, *([exc.context_mark.line + 1] if exc.context_mark else [])}):
+        src = lines[n - 1] if 0 < n <= len(lines) else ""
+        indent = src[: len(src) - len(src.lstrip(" \t"))]
+        if "\t" in indent:
+            return SpecError("YAML syntax error: a tab character; YAML indents with spaces",
+                             file, n, indent.index("\t") + 1)
+    if "tab" in problem and 0 < line <= len(lines) and "\t" in lines[line - 1]:
+        return SpecError("YAML syntax error: a tab character; YAML indents with spaces",
+                         file, line, lines[line - 1].index("\t") + 1)
+
+    if problem == "could not find expected ':'" and exc.context_mark is not None:
+        at = exc.context_mark
+        src = lines[at.line] if at.line < len(lines) else ""
+        word = src.strip()[:40]
+        return SpecError(f"YAML syntax error: '{word}' has no ':' after it; write 'key: value' "
+                         "(or make it a list item with '- ')", file, at.line + 1, at.column + 1)
+
+    if problem.startswith("mapping values are not allowed") and 0 < line <= len(lines):
+        src = lines[line - 1]
+        start = len(src) - len(src.lstrip(" "))
+        above = _previous_content_line(lines, line - 1)
+        if above is not None:
+            above_text = lines[above]
+            above_indent = len(above_text) - len(above_text.lstrip(" "))
+            body = above_text.strip().removeprefix("- ")
+            if above_indent == start and ": " not in body and not body.endswith(":"):
+                # the line above is not a `key: value` line, so YAML read it as text running on
+                # into this one: the mistake is up there
+                hint = (f"'{body[:40]}' needs a space after ':'" if ":" in body
+                        else f"'{body[:40]}' has no ':' after it; write 'key: value'")
+                return SpecError(f"YAML syntax error: {hint}", file, above + 1, above_indent + 1)
+            key, sep, value = above_text.strip().partition(":")
+            if start > above_indent and sep and value.strip() and not src[:col - 1].strip().count(": "):
+                return SpecError(
+                    f"YAML syntax error: this line is indented deeper than '{key.lstrip('- ')}' on line "
+                    f"{above + 1}, so YAML reads it as the rest of that value and then finds ': '; "
+                    f"align it with '{key.lstrip('- ')}', or quote the value", file, line, start + 1)
+        return SpecError("YAML syntax error: a value contains ': ' - put the value in quotes "
+                         "(key: \"text: more\")", file, line, col)
+
+    if problem == "found unexpected end of stream" and exc.context == "while scanning a quoted scalar" \
+            and exc.context_mark is not None:
+        at = exc.context_mark
+        return SpecError("YAML syntax error: the quoted value that starts here is never closed; "
+                         "add the closing quote", file, at.line + 1, at.column + 1)
+
+    if problem.startswith("did not find expected ',' or") and exc.context_mark is not None:
+        at = exc.context_mark
+        bracket = "[" if "]" in problem else "{"
+        opened = lines[at.line] if at.line < len(lines) else ""
+        hint = "; a value starting with '{{' must be quoted" if "{{" in opened else ""
+        return SpecError(f"YAML syntax error: the '{bracket}' opened here is not closed (or a ',' is "
+                         f"missing){hint}", file, at.line + 1, at.column + 1)
+
+    if problem == "did not find expected '-' indicator" and exc.context_mark is not None:
+        at = exc.context_mark
+        return SpecError(f"YAML syntax error: this line does not line up with the list items above it "
+                         f"(they start at column {at.column + 1}); fix its indentation", file, line, col)
+
+    if problem == "did not find expected key" and exc.context_mark is not None:
+        at = exc.context_mark
+        return SpecError(f"YAML syntax error: this line does not line up with the keys above it "
+                         f"(they start at column {at.column + 1}); fix its indentation", file, line, col)
+
+    if exc.context:
+        problem = f"{problem} ({exc.context})"
+    return SpecError(f"YAML syntax error: {problem}", file, line, col)
+
+
+def _previous_content_line(lines: list[str], index: int) -> int | None:
+    """Index of the closest line before `index` that is neither blank nor a comment."""
+    for i in range(index - 1, -1, -1):
+        stripped = lines[i].strip()
+        if stripped and not stripped.startswith("#"):
+            return i
+    return None

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import InvalidResponseError, LLMError, error_for_status
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
@@ -154,9 +155,7 @@ def stream_error(backend: str, data: Any) -> LLMError:
 class AnthropicBackend(Backend):
     """Claude models through the Messages API."""
 
-    name = "anthropic"
-    env_var = "ANTHROPIC_API_KEY"
-    default_base_url = "https://api.anthropic.com"
+    declaration = BY_NAME["anthropic"]
 
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
         system, messages = build_messages(request)
@@ -211,7 +210,7 @@ class AnthropicBackend(Backend):
                     calls.append(ToolCall(str(block.get("id", "")), str(block.get("name", "")), args))
         finish = "stop" if json_answer and not calls else _finish(data.get("stop_reason"))
         return ChatResult(text="".join(texts), tool_calls=calls, finish_reason=finish,
-                          usage=_usage(data.get("usage")), model=str(data.get("model", "")), raw=data,
+                          usage=_usage(data.get("usage")), model=str(data.get("model", "")),
                           backend=self.name)
 
     def stream_parser(self) -> StreamParser:

@@ -4,15 +4,15 @@ retries and deadlines, so no backend touches the network, the YAML, env vars or 
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from kdeps.llm.catalog import Declaration
 from kdeps.llm.errors import InvalidResponseError, LLMError, error_for_status
+from kdeps.llm.retry import retry_after
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta
 
 Repeats = Literal["always", "at temperature 0"]
@@ -64,12 +64,27 @@ class StreamParser(ABC):
         return []
 
 
+def declare(cls: Any, declaration: Declaration) -> None:
+    """Give a backend class its catalog row and the attributes read from it."""
+    cls.declaration = declaration
+    cls.name, cls.env_var = declaration.name, declaration.env_var
+    cls.default_base_url = declaration.default_url
+
+
 class Backend(ABC):
+    """An HTTP backend. A subclass sets `declaration` (its `kdeps.llm.catalog` row); `name`,
+    `env_var` and `default_base_url` are read from it."""
+
+    declaration: ClassVar[Declaration]
     name: ClassVar[str]
     env_var: ClassVar[str | None] = None
-    default_base_url: ClassVar[str]
-    accepts_images: ClassVar[bool] = True
+    default_base_url: ClassVar[str] = ""
     stream_format: ClassVar[Literal["sse", "ndjson"]] = "sse"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "declaration" in cls.__dict__:
+            declare(cls, cls.declaration)
 
     @abstractmethod
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
@@ -93,7 +108,7 @@ class Backend(ABC):
             elif isinstance(err, str):
                 return err
             if isinstance(data.get("message"), str):
-                return data["message"]
+                return str(data["message"])
         return text.strip()[:500] or f"HTTP {status}"
 
     def error(self, status: int, data: Any, text: str, headers: Mapping[str, str]) -> LLMError:
@@ -105,19 +120,11 @@ class Backend(ABC):
             mark_repeats(error, "always")
         return error
 
+    def advice(self, error: LLMError, request: ChatRequest, endpoint: Endpoint) -> str | None:
+        """What the user can do about `error`, the final one of a call (e.g. start the server); the
+        client appends it to the message."""
+        return None
+
     def retry_after(self, headers: Mapping[str, str], data: Any) -> float | None:
-        """Seconds to wait before retrying, from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
-        ms = headers.get("retry-after-ms")
-        if ms:
-            try:
-                return max(0.0, float(ms) / 1000)
-            except ValueError:
-                pass
-        value = headers.get("retry-after")
-        if not value:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
-            return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        """Seconds the provider asks us to wait before retrying (see `kdeps.llm.retry.retry_after`)."""
+        return retry_after(headers)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
+from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import AuthError, InvalidResponseError, LLMError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
@@ -84,9 +85,7 @@ def _arguments(backend: str, name: str, raw: Any) -> dict[str, Any]:
 class CohereBackend(Backend):
     """Cohere Command models through the v2 Chat API."""
 
-    name = "cohere"
-    env_var = "COHERE_API_KEY"
-    default_base_url = "https://api.cohere.ai"
+    declaration = BY_NAME["cohere"]
 
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
         messages = [{"role": "system", "content": request.system}] if request.system else []
@@ -132,7 +131,7 @@ class CohereBackend(Backend):
             args = _arguments(self.name, name, fn.get("arguments"))
             calls.append(ToolCall(str(raw.get("id", "")), name, args))
         return ChatResult(text=text, tool_calls=calls, finish_reason=_finish(data.get("finish_reason")),
-                          usage=_usage(data.get("usage")), model=str(data.get("model", "")), raw=data,
+                          usage=_usage(data.get("usage")), model=str(data.get("model", "")),
                           backend=self.name)
 
     def stream_parser(self) -> StreamParser:
@@ -166,8 +165,8 @@ class CohereStreamParser(StreamParser):
         if not isinstance(obj, Mapping):
             return []
         kind = obj.get("type") or event
-        delta = obj.get("delta") if isinstance(obj.get("delta"), Mapping) else {}
-        message = delta.get("message") if isinstance(delta.get("message"), Mapping) else {}
+        delta: Mapping[str, Any] = obj["delta"] if isinstance(obj.get("delta"), Mapping) else {}
+        message: Mapping[str, Any] = delta["message"] if isinstance(delta.get("message"), Mapping) else {}
         index = int(obj.get("index") or 0)
         if kind == "content-delta":
             content = message.get("content") or {}

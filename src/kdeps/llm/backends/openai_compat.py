@@ -37,7 +37,8 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
-from kdeps.llm.errors import BadRequestError, InvalidResponseError, UpstreamError
+from kdeps.llm.catalog import BY_NAME
+from kdeps.llm.errors import InvalidResponseError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
 AZURE_API_VERSION = "2024-10-21"
@@ -97,9 +98,6 @@ class OpenAICompatBackend(Backend):
     def build(self, request: ChatRequest, endpoint: Endpoint, *, stream: bool = False) -> HttpCall:
         base = endpoint.base_url or self.default_base_url
         p = self.profile(base)
-        if not self.accepts_images and any(m.images for m in request.messages):
-            raise BadRequestError(self.name, f"the {self.name} chat API does not accept images; "
-                                             "remove the files or use a vision-capable backend")
         url, params, azure = self._url(base, request.model)
         headers = {"Content-Type": "application/json",
                    "Accept": "text/event-stream" if stream else "application/json"}
@@ -254,7 +252,7 @@ class OpenAICompatBackend(Backend):
             text = _THINK.sub("", text, count=1)
         calls = [self._tool_call(i, c) for i, c in enumerate(message.get("tool_calls") or [])]
         return ChatResult(text=text, tool_calls=calls, finish_reason=choice.get("finish_reason") or "",
-                          usage=_usage(data.get("usage")), model=data.get("model") or "", raw=data,
+                          usage=_usage(data.get("usage")), model=data.get("model") or "",
                           backend=self.name)
 
     def _tool_call(self, index: int, call: Any) -> ToolCall:
@@ -464,48 +462,35 @@ def _detail_text(detail: Any) -> str:
 
 # -- the providers ---------------------------------------------------------------------------------------
 class OpenAIBackend(OpenAICompatBackend):
-    name = "openai"
-    env_var = "OPENAI_API_KEY"
-    default_base_url = "https://api.openai.com"
+    declaration = BY_NAME["openai"]
     provider = Provider(max_tokens_field="max_completion_tokens", stream_options=True, message_names=True)
     own_hosts = ("api.openai.com",)
     foreign = COMPATIBLE
 
 
 class MistralBackend(OpenAICompatBackend):
-    name = "mistral"
-    env_var = "MISTRAL_API_KEY"
-    default_base_url = "https://api.mistral.ai"
+    declaration = BY_NAME["mistral"]
     provider = Provider(nine_char_tool_ids=True)
 
 
 class TogetherBackend(OpenAICompatBackend):
-    name = "together"
-    env_var = "TOGETHER_API_KEY"
-    default_base_url = "https://api.together.xyz"
+    declaration = BY_NAME["together"]
     provider = Provider()
 
 
 class PerplexityBackend(OpenAICompatBackend):
-    name = "perplexity"
-    env_var = "PERPLEXITY_API_KEY"
-    default_base_url = "https://api.perplexity.ai"
+    declaration = BY_NAME["perplexity"]
     provider = Provider(path="/chat/completions", requires_done=False, json_object=False, bare_schema=True,
                         alternate=True, strip_think=True, tool_turn_text="Calling {names}.")
 
 
 class GroqBackend(OpenAICompatBackend):
-    name = "groq"
-    env_var = "GROQ_API_KEY"
-    default_base_url = "https://api.groq.com"
+    declaration = BY_NAME["groq"]
     provider = Provider(path="/openai/v1/chat/completions")
 
 
 class DeepSeekBackend(OpenAICompatBackend):
-    name = "deepseek"
-    env_var = "DEEPSEEK_API_KEY"
-    default_base_url = "https://api.deepseek.com"
-    accepts_images = False
+    declaration = BY_NAME["deepseek"]
     provider = Provider(path="/chat/completions", stream_options=True, json_schema=False)
 
 

@@ -1,0 +1,109 @@
+"""How kdeps logs: human-readable lines on a terminal, one JSON object per line otherwise.
+
+Levels: the default shows requests and warnings; `verbose` adds each resource's status and duration
+(logger `kdeps.run`); `debug` shows everything. `KDEPS_DEBUG=1`, `KDEPS_VERBOSE=1` and
+`KDEPS_LOG_FORMAT=auto|text|json` set the same from the environment (and reach worker processes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import IO, Any
+
+LEVELS = ("warning", "info", "verbose", "debug")
+FORMATS = ("auto", "text", "json")
+
+_FIELDS = ("requestId", "resource", "status", "durationMs", "file", "line")
+
+
+def level_from_env(default: str = "info") -> str:
+    """`debug` when KDEPS_DEBUG is set, `verbose` for KDEPS_VERBOSE, else `default`."""
+    if _truthy(os.environ.get("KDEPS_DEBUG")):
+        return "debug"
+    if _truthy(os.environ.get("KDEPS_VERBOSE")):
+        return "verbose" if default in ("info", "warning") else default
+    return default
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def use_json(fmt: str, stream: IO[str]) -> bool:
+    if fmt == "auto":
+        fmt = os.environ.get("KDEPS_LOG_FORMAT", "auto").lower()
+    if fmt == "json":
+        return True
+    if fmt == "text":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return not (isatty and isatty())
+
+
+def _timestamp(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg and the record's structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = getattr(record, "entry", None)
+        if isinstance(entry, dict):  # an access line: already structured
+            return json.dumps(entry, default=str, separators=(",", ":"))
+        out: dict[str, Any] = {"ts": _timestamp(record.created), "level": record.levelname.lower(),
+                               "logger": record.name, "msg": record.getMessage()}
+        for name in _FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                out[name] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    """`12:00:01 POST /api 200 12.3ms` for requests; `12:00:01 WARNING message` otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        entry = getattr(record, "entry", None)
+        if isinstance(entry, dict):
+            return f"{clock} {access_text(entry)}"
+        level = "" if record.levelno == logging.INFO else f"{record.levelname} "
+        text = f"{clock} {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def access_text(entry: dict[str, Any]) -> str:
+    """An access-log entry as one readable line."""
+    line = (f"{entry.get('method')} {entry.get('path')} {entry.get('status')} "
+            f"{entry.get('durationMs')}ms")
+    error = entry.get("error")
+    if isinstance(error, dict):
+        where = f"resource '{error['resource']}': " if error.get("resource") else ""
+        line += f"  {where}{error.get('message')}"
+    return line + f"  [{entry.get('requestId')}]"
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: IO[str] | None = None) -> None:
+    """Route kdeps' and uvicorn's loggers to `stream` (stderr) at `level`, in `fmt`."""
+    stream = stream or sys.stderr
+    level = level_from_env(level)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if use_json(fmt, stream) else TextFormatter())
+    numeric = {"warning": logging.WARNING, "info": logging.INFO, "verbose": logging.INFO,
+               "debug": logging.DEBUG}.get(level, logging.INFO)
+    for name, wanted in (("kdeps", numeric), ("kdeps.access", logging.INFO if level != "warning"
+                                               else logging.WARNING),
+                         ("kdeps.run", logging.INFO if level in ("verbose", "debug") else logging.WARNING),
+                         ("uvicorn", logging.DEBUG if level == "debug" else logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler] if "." not in name else []
+        logger.setLevel(wanted)
+        logger.propagate = "." in name  # kdeps.access and kdeps.run go through kdeps' handler

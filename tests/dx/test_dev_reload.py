@@ -1,0 +1,78 @@
+"""`kdeps run --dev` as a subprocess: a broken edit keeps the last good version answering (no hung
+request), the mistake is logged once and readably, and the fixed file is served."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.e2e.server_utils import copy_agent, running
+
+
+def agent_header(url: str) -> str | None:
+    with urllib.request.urlopen(url + "/api/v1/echo", timeout=5) as r:  # a hang fails the test
+        return r.headers.get("X-Agent")
+
+
+def wait_for(check, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_dev_keeps_serving_the_last_good_version(tmp_path: Path) -> None:
+    agent = copy_agent("api", tmp_path)
+    response_file = agent / "resources" / "response.yaml"
+    good = response_file.read_text()
+    with running(agent, "--dev") as server:
+        assert agent_header(server.url) == "server-fixture"
+
+        broken = good.replace("X-Agent: server-fixture", "X-Agent: broken\n\tbad: tab")
+        response_file.write_text(broken)
+        assert wait_for(lambda: "not reloaded" in server.stderr), server.stderr
+        for _ in range(5):
+            assert agent_header(server.url) == "server-fixture"
+        response_file.write_text(broken + "\n")  # the same mistake saved again
+        time.sleep(1.0)
+        assert server.stderr.count("not reloaded") == 1
+        assert "response.yaml:" in server.stderr and "a tab character" in server.stderr
+        assert "Traceback" not in server.stderr
+
+        response_file.write_text(good.replace("X-Agent: server-fixture", "X-Agent: fixed"))
+        assert wait_for(lambda: agent_header(server.url) == "fixed"), server.stderr
+        assert "reloaded after a change to response.yaml" in server.stderr
+        assert server.proc is not None and server.proc.poll() is None
+
+
+def test_dev_starts_with_a_broken_agent_and_serves_it_once_fixed(tmp_path: Path) -> None:
+    import json
+    import urllib.error
+
+    agent = copy_agent("api", tmp_path)
+    response_file = agent / "resources" / "response.yaml"
+    good = response_file.read_text()
+    response_file.write_text(good.replace("  actionId: response", "  actionId: response\n  bogus: 1"))
+    with running(agent, "--dev") as server:
+        try:
+            urllib.request.urlopen(server.url + "/api/v1/echo", timeout=5)
+            raise AssertionError("expected 503")
+        except urllib.error.HTTPError as err:
+            assert err.code == 503
+            body = json.loads(err.read())
+        assert any("unknown key 'bogus'" in line for line in body["error"]["details"])
+        assert server.stderr.count("unknown key 'bogus'") == 1
+        response_file.write_text(good)
+        assert wait_for(lambda: _header_or_none(server.url) == "server-fixture"), server.stderr
+
+
+def _header_or_none(url: str) -> str | None:
+    import urllib.error
+
+    try:
+        return agent_header(url)
+    except urllib.error.HTTPError:
+        return None
