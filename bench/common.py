@@ -320,7 +320,7 @@ def start_fake(delay: float = 0.0, piece_delay: float = 0.0) -> Service:
 
 def serve_passthrough(port: int, upstream: str) -> None:
     """An aiohttp route doing the bare minimum kdeps does: read `{"q": …}`, call the provider once
-    through a shared keep-alive session, answer `{"success": true, "response": {"answer": …}}`."""
+    through a shared keep-alive session, answer `{"success": true, "data": {"answer": …}}`."""
     import aiohttp
     from aiohttp import web
 
@@ -343,7 +343,7 @@ def serve_passthrough(port: int, upstream: str) -> None:
                                             headers={"Authorization": f"Bearer {FAKE_KEY}"}) as r:
             data = await r.json()
         answer = data["choices"][0]["message"]["content"]
-        return web.json_response({"success": True, "response": {"answer": answer}})
+        return web.json_response({"success": True, "data": {"answer": answer}})
 
     app = web.Application()
     app.on_startup.append(on_startup)
@@ -525,7 +525,7 @@ class Target:
 
 def kdeps_target(name: str, base: str, expect: str = ANSWER_TEXT) -> Target:
     return Target(name, base + "/api/v1/run", {"q": "What is the capital of France?"},
-                  lambda data: isinstance(data, dict) and expect in str(data.get("response", {})))
+                  lambda data: isinstance(data, dict) and expect in str(data.get("data", {})))
 
 
 def openai_target(name: str, base: str) -> Target:

@@ -106,7 +106,7 @@ async def load(url: str, total: int, concurrency: int) -> tuple[list[float], int
                 try:
                     async with http.post(url, json={"name": "bench", "n": n}) as r:
                         body = await r.json()
-                        answer = body.get("response", {})
+                        answer = body.get("data", {})
                         if r.status != 200 or answer.get("n") != n or answer.get("greeting") != "hello bench":
                             errors += 1
                 except (TimeoutError, aiohttp.ClientError, ValueError):

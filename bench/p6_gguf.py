@@ -67,7 +67,7 @@ async def _through_kdeps(session: Any, url: str) -> float:
     elapsed = time.perf_counter() - began
     if r.status != 200:
         raise RuntimeError(f"gguf through kdeps failed: {data}")
-    return data["response"]["usage"]["output_tokens"] / elapsed
+    return data["data"]["usage"]["output_tokens"] / elapsed
 
 
 def _direct_model() -> Any:

@@ -64,7 +64,7 @@ async def test_missing_key_after_repair_is_null_with_a_warning(tmp_path: Path, o
         openai.say('{"summary": "fine"}')
     response, state = await run(make_agent(tmp_path, chat_resource(JSON_CHAT), target="answer"), q="meh")
     assert response.status == 200, response.body
-    assert response.body["response"] == {"summary": "fine", "sentiment": None}
+    assert response.body["data"] == {"summary": "fine", "sentiment": None}
     assert len(openai.requests) == 4
     (warning,) = state.records["answer"].meta["warnings"]
     assert "sentiment" in warning
@@ -77,7 +77,7 @@ async def test_reply_that_is_not_json_keeps_the_text(tmp_path: Path, openai: Ope
     openai.say("Really, it is nice.")
     response, _ = await run(make_agent(tmp_path, chat_resource(JSON_CHAT), target="answer"), q="meh")
     assert response.status == 200, response.body
-    out = response.body["response"]
+    out = response.body["data"]
     assert out["summary"] is None and out["sentiment"] is None
     assert out["content"] == "Really, it is nice." and "not valid JSON" in out["error"]
 
@@ -113,7 +113,7 @@ run:
     openai.say("Owls hunt at night.")
     response = await Engine(load_project(make_agent(tmp_path, resources))).handle(request(q="owls"))
     assert response.status == 200, response.body
-    assert response.body["response"] == {
+    assert response.body["data"] == {
         "text": "Owls hunt at night.", "content": "Owls hunt at night.", "role": "assistant",
         "safe": "Owls hunt at night.", "templated": "said Owls hunt at night.", "equal": True,
         "upper": "OWLS HUNT AT NIGHT."}
@@ -212,5 +212,5 @@ run:
     openai.say("HELLO it is.")
     res = await run_agent(make_agent(tmp_path, resources), {"q": "x"})
     assert res.status == 200, res.body
-    assert res.body["response"] == {"word": "hello", "text": "HELLO it is."}
+    assert res.body["data"] == {"word": "hello", "text": "HELLO it is."}
     assert "HELLO" in openai.last.json["messages"][-1]["content"]

@@ -32,5 +32,5 @@ async def test_default_backend_comes_from_agent_settings(tmp_path: Path, openai:
     openai.say("hi there")
     reply = await run_agent(root, {"q": "hello"})
     assert reply.status == 200, reply.body
-    assert reply.body["response"] == "hi there" and reply.body["meta"]["backend"] == "openai"
+    assert reply.body["data"] == "hi there" and reply.body["meta"]["backend"] == "openai"
     assert openai.last.json["messages"][-1]["content"] == "hello"

@@ -30,4 +30,4 @@ async def test_ternary_in_a_resource_validates_and_runs(tmp_path: Path) -> None:
             admin: "{{ ternary(get('role') == 'admin', 'Admin', 'User') }}"
         """})
     reply = await run_agent(root, {"role": "admin"})
-    assert reply.body["response"] == {"admin": "Admin"}
+    assert reply.body["data"] == {"admin": "Admin"}

@@ -76,7 +76,7 @@ def test_j2_agent_renders_env_and_keeps_runtime_calls(tmp_path: Path) -> None:
     env = {"JINJA_TEST_ENV": "staging", "JINJA_TEST_PORT": "18080"}
     code, out, err = once(root, env=env, q="hello")
     assert code == 0, err
-    assert out == {"success": True, "response": {
+    assert out == {"success": True, "data": {
         "query": "hello", "upper": "HELLO", "method": "GET", "environment": "staging",
         "alpha": "ALPHA-1", "beta": "BETA-2"}}
 
@@ -93,7 +93,7 @@ def test_request_data_never_goes_through_jinja(tmp_path: Path) -> None:
     for payload in ("{{ 7 * 7 }}", "{% if true %}x{% endif %}", "{{ env.HOME }}"):
         code, out, err = once(root, q=payload)
         assert code == 0, err
-        assert isinstance(out, dict) and out["response"]["query"] == payload
+        assert isinstance(out, dict) and out["data"]["query"] == payload
 
 
 def test_a_rendered_yaml_file_wins_over_its_template(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_a_rendered_yaml_file_wins_over_its_template(tmp_path: Path) -> None:
         "actionId: response\napiResponse:\n  success: true\n  response: {from: plain}\n")
     code, out, err = once(root, q="x")
     assert code == 0, err
-    assert out == {"success": True, "response": {"from": "plain"}}
+    assert out == {"success": True, "data": {"from": "plain"}}
 
 
 def test_statement_in_a_plain_yaml_file_is_rendered(tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_statement_in_a_plain_yaml_file_is_rendered(tmp_path: Path) -> None:
     (root / "resources" / "response.yaml.j2").rename(root / "resources" / "response.yaml")
     code, out, err = once(root, q="hi")
     assert code == 0, err
-    assert out["response"]["query"] == "hi" and out["response"]["environment"] == "development"
+    assert out["data"]["query"] == "hi" and out["data"]["environment"] == "development"
 
 
 def test_template_errors_name_file_and_line(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ async def test_same_agent_in_either_layout_answers_the_same(tmp_path: Path, layo
     assert project.resources["shout"].timeout == 5.0
     reply = await run_agent(root, {"q": "hello"})
     assert reply.status == 200, reply.body
-    assert reply.body["response"] == {"text": "Q: HELLO", "length": 5}
+    assert reply.body["data"] == {"text": "Q: HELLO", "length": 5}
     assert reply.headers["X-Layout"] == ("seed" if layout == "seed-era" else "current")
     missing = await run_agent(root, {"q": ""})
     assert missing.status == 422 and missing.body["error"]["message"] == "q is required"
@@ -151,7 +151,7 @@ async def test_resources_inline_in_workflow_yaml(tmp_path: Path) -> None:
     assert list(project.resources) == ["greet", "response"]
     assert project.locations["greet"][0].name == "workflow.yaml"
     reply = await run_agent(root, {"name": "Ada"})
-    assert reply.body["response"] == {"success": True, "response": {"greeting": "Hello, Ada!"}}
+    assert reply.body["data"] == {"success": True, "data": {"greeting": "Hello, Ada!"}}
 
 
 async def test_primary_action_and_api_response_share_a_resource(tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ async def test_primary_action_and_api_response_share_a_resource(tmp_path: Path) 
         """})
     reply = await run_agent(root, {})
     assert reply.status == 200, reply.body
-    assert reply.body["response"] == {"primary": "primary", "order": ["before", "after:primary"]}
+    assert reply.body["data"] == {"primary": "primary", "order": ["before", "after:primary"]}
 
 
 async def test_skip_and_restrictions_in_validations(tmp_path: Path) -> None:
@@ -200,8 +200,8 @@ async def test_skip_and_restrictions_in_validations(tmp_path: Path) -> None:
             a: get('a')
             b: get('b')
         """})
-    assert (await run_agent(root, {"mode": "real"})).body["response"] == {"a": "ran", "b": None}
-    assert (await run_agent(root, {"mode": "dry-run"})).body["response"] == {"a": None, "b": None}
+    assert (await run_agent(root, {"mode": "real"})).body["data"] == {"a": "ran", "b": None}
+    assert (await run_agent(root, {"mode": "dry-run"})).body["data"] == {"a": None, "b": None}
 
 
 async def test_items_expand_lists_and_stay_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,7 +221,7 @@ async def test_items_expand_lists_and_stay_data(tmp_path: Path, monkeypatch: pyt
         """})
     payload = ["{{ get('KDEPS_TEST_SECRET', 'env') }}", "get('KDEPS_TEST_SECRET', 'env')", "x"]
     reply = await run_agent(root, {"xs": payload})
-    values = [v["response"] for v in reply.body["response"]]
+    values = [v["data"] for v in reply.body["data"]]
     assert values == ["first", *payload]  # a list-valued entry expands; its elements are never evaluated
     assert "s3cr3t" not in str(reply.body)
 
@@ -241,7 +241,7 @@ async def test_seed_items_expression_elements_are_data(tmp_path: Path,
         """})
     reply = await run_agent(root, {"xs": ["{{ get('KDEPS_TEST_SECRET', 'env') }}"]})
     assert "s3cr3t" not in str(reply.body)
-    assert reply.body[0]["response"] == "{{ get('KDEPS_TEST_SECRET', 'env') }}"  # the target's items
+    assert reply.body[0]["data"] == "{{ get('KDEPS_TEST_SECRET', 'env') }}"  # the target's items
 
 
 async def test_unbraced_values_follow_kdeps_detection(tmp_path: Path) -> None:
@@ -260,7 +260,7 @@ async def test_unbraced_values_follow_kdeps_detection(tmp_path: Path) -> None:
             literal_call: upper('x')
         """})
     reply = await run_agent(root, {"q": "abc", "n": 4})
-    assert reply.body["response"] == {
+    assert reply.body["data"] == {
         "upper": "ABC", "length": 3, "fallback": "none", "compare": True, "mime": "application/json",
         "agent": "Mozilla/5.0 (X11; Linux x86_64)", "url": "https://example.com/a?b=c",
         "text": "Hello world", "literal_call": "upper('x')"}
@@ -369,7 +369,7 @@ async def test_expression_only_resource_reports_its_status(tmp_path: Path) -> No
             x: get('x')
         """})
     reply = await run_agent(root, {})
-    assert reply.body["response"] == {"setup": {"status": "expressions_executed"}, "x": 1}
+    assert reply.body["data"] == {"setup": {"status": "expressions_executed"}, "x": 1}
 
 
 async def test_seed_run_keys_at_the_top_level_of_a_flat_resource(tmp_path: Path) -> None:
@@ -389,6 +389,6 @@ async def test_seed_run_keys_at_the_top_level_of_a_flat_resource(tmp_path: Path)
           response:
             x: get('x')
         """})
-    assert (await run_agent(root, {"q": "a"})).body["response"] == {"x": "before"}
+    assert (await run_agent(root, {"q": "a"})).body["data"] == {"x": "before"}
     assert (await run_agent(root, {})).status == 418
-    assert (await run_agent(root, {"q": "a"}, method="GET")).body["response"] is None  # restricted
+    assert (await run_agent(root, {"q": "a"}, method="GET")).body["data"] is None  # restricted

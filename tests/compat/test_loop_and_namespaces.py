@@ -26,7 +26,7 @@ async def test_loop_runs_while_the_condition_holds(tmp_path: Path) -> None:
         """})
     reply = await run_agent(root, {})
     assert reply.status == 200, reply.body
-    assert [r["response"] for r in reply.body] == [
+    assert [r["data"] for r in reply.body] == [
         {"tick": 1, "before": 0}, {"tick": 2, "before": 1}, {"tick": 3, "before": 2}]
 
 
@@ -47,7 +47,7 @@ async def test_loop_stops_at_max_iterations_and_keeps_loop_scoped_values(tmp_pat
           response: get('counter')
         """})
     reply = await run_agent(root, {})
-    assert reply.body["response"] == ["1", "2", "3", "4"]
+    assert reply.body["data"] == ["1", "2", "3", "4"]
 
 
 async def test_loop_condition_sees_results_so_far(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ async def test_loop_condition_sees_results_so_far(tmp_path: Path) -> None:
           script: print("x")
         """})
     reply = await run_agent(root, {})
-    assert reply.body["response"] == ["x", "x"]
+    assert reply.body["data"] == ["x", "x"]
 
 
 async def test_workflow_and_config_namespaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,7 +79,7 @@ async def test_workflow_and_config_namespaces(tmp_path: Path, monkeypatch: pytes
             fallback: "{{ get('config.defaults.timezone', 'UTC') }}"
         """)})
     reply = await run_agent(root, {})
-    assert reply.body["response"] == {"name": "compat", "version": "1.0.0", "by_get": "compat",
+    assert reply.body["data"] == {"name": "compat", "version": "1.0.0", "by_get": "compat",
                                       "model": "llama3.2:1b", "fallback": "UTC"}
 
 
@@ -94,4 +94,4 @@ async def test_input_function_with_a_type_or_a_default(tmp_path: Path) -> None:
             header: "{{ input('x-mode', 'header') }}"
         """})
     reply = await run_agent(root, {"operation": "pretty"}, headers={"X-Mode": "fast"})
-    assert reply.body["response"] == {"fmt": "json", "given": "pretty", "body": "pretty", "header": "fast"}
+    assert reply.body["data"] == {"fmt": "json", "given": "pretty", "body": "pretty", "header": "fast"}

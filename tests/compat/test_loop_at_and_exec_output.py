@@ -35,7 +35,7 @@ async def test_past_times_fire_at_once_and_the_entries_bound_the_loop(tmp_path: 
     started = time.monotonic()
     reply = await run_agent(root, {})
     assert reply.status == 200, reply.body
-    assert [r["response"]["tick"] for r in reply.body] == [1, 2, 3]  # three entries, three runs
+    assert [r["data"]["tick"] for r in reply.body] == [1, 2, 3]  # three entries, three runs
     assert time.monotonic() - started < 5
 
 
@@ -45,7 +45,7 @@ async def test_an_iteration_waits_for_its_time(tmp_path: Path) -> None:
     started = time.monotonic()
     reply = await run_agent(root, {})
     assert reply.status == 200, reply.body
-    assert [r["response"]["tick"] for r in reply.body] == [1]  # `while` ends it after one
+    assert [r["data"]["tick"] for r in reply.body] == [1]  # `while` ends it after one
     assert time.monotonic() - started >= 0.5
 
 
@@ -87,7 +87,7 @@ async def test_exec_output_is_text_and_a_result_object(tmp_path: Path) -> None:
         """})
     reply = await run_agent(root, {})
     assert reply.status == 200, reply.body
-    assert reply.body["response"] == {"text": "hello world", "stdout": "hello world\n", "code": 0,
+    assert reply.body["data"] == {"text": "hello world", "stdout": "hello world\n", "code": 0,
                                       "ok": True, "said": "said hello world"}
 
 
@@ -100,4 +100,4 @@ async def test_child_processes_never_see_the_api_token(tmp_path: Path,
           command: "printf '%s' \\"${KDEPS_API_AUTH_TOKEN:-unset}\\""
         """})
     reply = await run_agent(root, {})
-    assert reply.body["response"] == "unset"
+    assert reply.body["data"] == "unset"

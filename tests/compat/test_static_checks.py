@@ -55,7 +55,7 @@ async def test_env_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     root = write(tmp_path, {"response.yaml": "actionId: response\napiResponse:\n  response:\n"
                                              "    mode: \"{{ env('KDEPS_TEST_MODE') }}\"\n"
                                              "    none: \"{{ env('KDEPS_TEST_NOPE', 'x') }}\"\n"})
-    assert (await run_agent(root, {})).body["response"] == {"mode": "blue", "none": "x"}
+    assert (await run_agent(root, {})).body["data"] == {"mode": "blue", "none": "x"}
 
 
 def test_static_names_match_the_engine() -> None:

@@ -52,8 +52,8 @@ def test_file_array_field_reads_like_file_field(tmp_path: Path) -> None:
         array = post_files(f"{server.url}/api/v1/run", "file[]", files)
     expected = {"first": "alpha", "firstType": "text/plain", "second": "beta", "arrayName": "alpha",
                 "count": 2, "names": ["a.txt", "b.txt"]}
-    assert plain["response"] == expected, plain
-    assert array["response"] == expected, array
+    assert plain["data"] == expected, plain
+    assert array["data"] == expected, array
 
 
 UPLOADS = [UploadedFile("file[]", "a.png", "/tmp/u/a.png", "image/png", 1),

@@ -59,4 +59,4 @@ async def test_validation_answers_422_and_objects_reach_the_response(tmp_path: P
     assert old.status == 422 and old.body["error"]["message"] == "Custom validation failed", old.body
     ok = await run_agent(root, {"email": "a@b.io", "age": 30})
     assert ok.status == 200, ok.body
-    assert ok.body["response"]["hello"] == "Hi a@b.io from POST on compat v1.0.0"
+    assert ok.body["data"]["hello"] == "Hi a@b.io from POST on compat v1.0.0"

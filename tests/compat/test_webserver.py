@@ -131,7 +131,7 @@ async def test_static_files_with_types_and_index(static_agent, http):
 async def test_api_routes_win_on_the_shared_port(static_agent, http):
     async with http.get(static_agent.url + "/api/v1/hello") as r:
         assert r.status == 200
-        assert (await r.json())["response"] == {"hello": "world"}
+        assert (await r.json())["data"] == {"hello": "world"}
 
 
 @pytest.mark.parametrize("target", [

@@ -62,4 +62,4 @@ def test_run_and_validate_take_a_package(tmp_path: Path) -> None:
     assert cli("validate", str(archive)).returncode == 0
     out = cli("run", str(archive), "--once")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["response"] == {"v": "from the package"}
+    assert json.loads(out.stdout)["data"] == {"v": "from the package"}

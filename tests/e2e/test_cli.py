@@ -40,8 +40,8 @@ def test_eval_reads_stdin() -> None:
 def test_text_stats_example() -> None:
     code, out, _ = once(EXAMPLES / "text-stats", text="the quick brown fox")
     assert code == 0
-    assert out["response"]["stats"] == {"words": 4, "characters": 19, "longest": "quick"}
-    assert out["response"]["shout"] == "THE QUICK BROWN FOX"
+    assert out["data"]["stats"] == {"words": 4, "characters": 19, "longest": "quick"}
+    assert out["data"]["shout"] == "THE QUICK BROWN FOX"
 
 
 def test_text_stats_example_preflight() -> None:
@@ -61,14 +61,14 @@ def test_http_proxy_example_against_a_local_server() -> None:
         proc = cli("run", str(EXAMPLES / "http-proxy"), "--once", "--input", "id=7",
                    env={"UPSTREAM_URL": upstream.url})
     out = json.loads(proc.stdout)
-    assert out == {"success": True, "response": {"item": {"id": "7", "name": "widget"}, "status": 200}}
+    assert out == {"success": True, "data": {"item": {"id": "7", "name": "widget"}, "status": 200}}
     assert upstream.last.path == "/items/7"
 
 
 def test_http_proxy_example_falls_back_when_upstream_is_down() -> None:
     proc = cli("run", str(EXAMPLES / "http-proxy"), "--once", env={"UPSTREAM_URL": "http://127.0.0.1:9"})
     out = json.loads(proc.stdout)
-    assert out["success"] is False and out["response"]["item"] == {"unavailable": True}
+    assert out["success"] is False and out["data"]["item"] == {"unavailable": True}
 
 
 def test_run_reports_spec_errors_without_traceback(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_new_scaffold_runs_on_the_embedded_model(tmp_path: Path) -> None:
     assert cli("validate", str(target)).returncode == 0
     code, out, err = once(target, q="What is the capital of France?")
     assert code == 0, err
-    assert "Paris" in out["response"]["answer"]
+    assert "Paris" in out["data"]["answer"]
 
 
 @pytest.mark.local_model
@@ -95,6 +95,6 @@ def test_hello_example_answers_on_the_embedded_model() -> None:
     pytest.importorskip("llama_cpp")
     code, out, err = once(EXAMPLES / "hello", q="What is the capital of France?")
     assert code == 0, err
-    assert "Paris" in out["response"]["answer"]
+    assert "Paris" in out["data"]["answer"]
     assert out["meta"]["model"] == "smollm2:135m" and out["meta"]["backend"] == "gguf"
     assert [(c["resource"], c["model"]) for c in out["meta"]["llm"]] == [("llmResource", "smollm2:135m")]

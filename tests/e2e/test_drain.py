@@ -113,9 +113,9 @@ async def test_sigterm_drains_in_flight_requests_and_streams_then_exits_0(fake, 
             assert status == 200
             events = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
             assert "".join(e["text"] for e in events[:-1]) == "".join(PIECES)
-            assert events[-1]["response"]["answer"] == "".join(PIECES)  # the closing `result` event
+            assert events[-1]["data"]["answer"] == "".join(PIECES)  # the closing `result` event
             status, body = await waiting
-            assert status == 200 and body["response"]["answer"] == "".join(PIECES)
+            assert status == 200 and body["data"]["answer"] == "".join(PIECES)
         assert await asyncio.to_thread(server.wait, 40) == 0
         assert "Traceback" not in server.stderr
 
@@ -163,5 +163,5 @@ async def test_a_workflow_route_on_a_probe_path_wins(tmp_path: Path) -> None:
     project = load_project(root)
     app = create_app(project, Engine(project))
     status, body = await asgi_call(app, "/health")
-    assert status == 200 and json.loads(body)["response"] == {"mine": True}
+    assert status == 200 and json.loads(body)["data"] == {"mine": True}
     assert (await asgi_call(app, "/ready"))[0] == 200

@@ -146,7 +146,7 @@ def cluster(agent: Path) -> Iterator[Cluster]:
 async def visit(http: aiohttp.ClientSession, url: str) -> dict[str, object]:
     async with http.post(url + ROUTE, json={}) as r:
         assert r.status == 200, await r.text()
-        return (await r.json())["response"]
+        return (await r.json())["data"]
 
 
 async def test_a_session_set_on_one_replica_is_honoured_on_the_others(cluster: Cluster) -> None:
@@ -176,7 +176,7 @@ async def test_rolling_restart_loses_no_request(cluster: Cluster) -> None:
                         body = await r.json()
                         if r.status != 200:
                             failures.append(f"{r.status}: {body}")
-                        elif body["response"]["visits"] != expected:
+                        elif body["data"]["visits"] != expected:
                             failures.append(f"visits {body['response']['visits']} != {expected}")
                         expected += 1
                 except aiohttp.ClientError as exc:

@@ -82,7 +82,7 @@ def test_ollama_default(tmp_path: Path, ollama: OllamaFake) -> None:
     ollama.say("Hello to you too!")
     code, out, err = once(agent(tmp_path, "ollama-default"), {"OLLAMA_URL": ollama.url})
     assert code == 0, err
-    assert out["response"] == "Hello to you too!"
+    assert out["data"] == "Hello to you too!"
     assert out["meta"]["model"] == "llama3.2:1b" and out["meta"]["backend"] == "ollama"
     assert [c["model"] for c in out["meta"]["llm"]] == ["llama3.2:1b"]
     (req,) = posts(ollama)
@@ -96,7 +96,7 @@ def test_ollama_custom_url(tmp_path: Path, ollama: OllamaFake) -> None:
     # the workflow's ollamaUrl is unset (empty env); the resource's baseUrl decides
     code, out, err = once(agent(tmp_path, "ollama-custom-url"), {"FAKE_URL": ollama.url}, q="What is AI?")
     assert code == 0, err
-    assert out["response"] == "custom"
+    assert out["data"] == "custom"
     assert posts(ollama)[0].json["messages"][-1]["content"] == "What is AI?"
 
 
@@ -185,7 +185,7 @@ def test_common_options_key_in_resource_and_json(tmp_path: Path) -> None:
         code, out, err = once(agent(tmp_path, "common-options"), {"FAKE_URL": fake.url},
                               q="Capital of France?")
         assert code == 0, err
-        assert out["response"] == {"answer": "Paris", "confidence": 0.97}
+        assert out["data"] == {"answer": "Paris", "confidence": 0.97}
         req = posts(fake)[0]
         assert req.json["response_format"] == {"type": "json_object"}
         sent = json.dumps(req.json["messages"])
@@ -198,7 +198,7 @@ def test_azure_style_base_url(tmp_path: Path) -> None:
         env = {"FAKE_URL": fake.url, "AZURE_OPENAI_KEY": "azure-key-5555"}
         code, out, err = once(agent(tmp_path, "azure"), env, q="hi")
         assert code == 0, err
-        assert out["response"] == "from azure"
+        assert out["data"] == "from azure"
         req = posts(fake)[0]
         assert req.path == "/openai/deployments/my-deployment/chat/completions"
         assert "api-version" in req.query and req.header("api-key") == "azure-key-5555"
@@ -237,7 +237,7 @@ def test_mixing_backends(tmp_path: Path) -> None:
                "ANTHROPIC_API_KEY": anthropic_fake.KEY}
         code, out, err = once(agent(tmp_path, "mixing-backends", target="deepAnalysis"), env, q="What is AI?")
         assert code == 0, err
-        assert out["response"] == "Detailed analysis."
+        assert out["data"] == "Detailed analysis."
         assert prompt_seen("groq", posts(groq)[0]) == "Summarize: What is AI?"
         assert posts(groq)[0].json["model"] == "llama-3.1-8b-instant"
         sent = prompt_seen("anthropic", posts(claude)[0])
@@ -253,7 +253,7 @@ def test_retry_block_honours_retry_after(tmp_path: Path) -> None:
         code, out, err = once(agent(tmp_path, "retry"), {"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY},
                               q="hi")
         assert code == 0, err
-        assert out["response"] == "after the wait"
+        assert out["data"] == "after the wait"
         first, second = posts(fake)
         assert time.monotonic() - started >= 1.0
         assert second.json == first.json
@@ -267,7 +267,7 @@ def test_tools_calculator_example(ollama: OllamaFake) -> None:
     code, out, err = once(ROOT / "examples" / "tools-calculator", {"OLLAMA_URL": ollama.url},
                           q="What is the square root of 144 times 3?")
     assert code == 0, err
-    assert out["response"] == {"answer": 36, "calculation": "sqrt(144) * 3 = 36"}
+    assert out["data"] == {"answer": 36, "calculation": "sqrt(144) * 3 = 36"}
     first, second = posts(ollama)
     assert first.json["tools"][0]["function"]["name"] == "calculate"
     assert first.json["format"] == "json"
@@ -295,7 +295,7 @@ async def test_uploaded_image_through_server(tmp_path: Path) -> None:
                     body = await resp.json()
                     assert resp.status == 200, body
         assert DEFAULT_KEY not in server.stdout + server.stderr
-    assert body["response"] == "a tiny grey dot"
+    assert body["data"] == "a tiny grey dot"
     parts = posts(fake)[0].json["messages"][-1]["content"]
     image = next(p for p in parts if p["type"] == "image_url")["image_url"]["url"]
     assert image.startswith("data:image/jpeg;base64,")

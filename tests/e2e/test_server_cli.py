@@ -48,8 +48,8 @@ async def test_each_method_and_query_over_body_precedence(api_server, http, meth
         assert r.status == 200, await r.text()
         data = await r.json()
         assert r.headers["X-Agent"] == "server-fixture"
-        assert r.headers["X-Request-Id"] == data["response"]["requestId"]
-    resp = data["response"]
+        assert r.headers["X-Request-Id"] == data["data"]["requestId"]
+    resp = data["data"]
     assert data["success"] is True
     assert (resp["method"], resp["path"]) == (method, "/api/v1/echo")
     assert resp["q"] == "from-query"  # get() looks at query parameters before the body
@@ -60,16 +60,16 @@ async def test_each_method_and_query_over_body_precedence(api_server, http, meth
 
 async def test_path_params_and_curl_style_body(api_server, http):
     async with http.get(api_server.url + "/api/v1/items/42") as r:
-        assert (await r.json())["response"]["id"] == "42"
+        assert (await r.json())["data"]["id"] == "42"
     # curl -d '{"q": ...}' labels the JSON as a form; it still arrives as JSON
     async with http.post(api_server.url + "/api/v1/echo", data='{"q": "What is AI?"}',
                          headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
-        assert (await r.json())["response"]["q"] == "What is AI?"
+        assert (await r.json())["data"]["q"] == "What is AI?"
 
 
 async def test_forwarded_for_from_trusted_proxy(api_server, http):
     async with http.get(api_server.url + "/api/v1/echo", headers={"X-Forwarded-For": "203.0.113.7"}) as r:
-        assert (await r.json())["response"]["clientIp"] == "203.0.113.7"
+        assert (await r.json())["data"]["clientIp"] == "203.0.113.7"
 
 
 async def test_routing_and_parse_errors_are_json(api_server, http):
@@ -90,7 +90,7 @@ async def test_preflight_check_answers_its_configured_code(api_server, http):
         assert r.status == 400 and body["success"] is False
         assert body["error"]["message"] == "name is required"
     async with http.post(api_server.url + "/api/v1/check", json={"name": "bo"}) as r:
-        assert r.status == 200 and (await r.json())["response"]["name"] == "bo"
+        assert r.status == 200 and (await r.json())["data"]["name"] == "bo"
 
 
 async def test_multipart_upload_reaches_python(api_server, http):
@@ -98,7 +98,7 @@ async def test_multipart_upload_reaches_python(api_server, http):
     form.add_field("document", b"hello upload", filename="note.txt", content_type="text/plain")
     async with http.post(api_server.url + "/api/v1/upload", data=form) as r:
         assert r.status == 200, await r.text()
-        upload = (await r.json())["response"]["upload"]
+        upload = (await r.json())["data"]["upload"]
     saved = Path(upload.pop("path"))
     assert upload == {"upper": "HELLO UPLOAD", "size": 12, "name": "note.txt"}
     assert not saved.exists() and not saved.parent.exists()  # the per-request upload dir is gone
@@ -141,7 +141,7 @@ async def test_access_log_is_json_without_secrets(api_server, http):
 async def _visit(http: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[int, aiohttp.ClientResponse]:
     async with http.post(url + "/api/v1/visit", json={}, **kwargs) as r:
         assert r.status == 200, await r.text()
-        return (await r.json())["response"]["visits"], r
+        return (await r.json())["data"]["visits"], r
 
 
 def _redis_url(tmp_path: Path):
@@ -274,7 +274,7 @@ async def test_graceful_shutdown_lets_in_flight_request_finish(tmp_path, http):
         server.terminate()
         resp = await pending
         assert resp.status == 200
-        assert (await resp.json())["response"]["slow"] == "finished"
+        assert (await resp.json())["data"]["slow"] == "finished"
         assert await asyncio.to_thread(server.wait, 10) == 0
         with pytest.raises(aiohttp.ClientConnectionError):
             async with http.get(server.url + "/api/v1/echo"):
@@ -332,8 +332,8 @@ async def test_quickstart_agent_answers_through_fake_ollama(tmp_path, http):
                 assert r.status == 200, await r.text()
                 body = await r.json()
             assert body["success"] is True
-            assert body["response"]["data"] == "AI is the study of making machines think."
-            assert body["response"]["query"] == "What is AI?"
+            assert body["data"]["data"] == "AI is the study of making machines think."
+            assert body["data"]["query"] == "What is AI?"
             async with http.post(server.url + "/api/v1/chat", json={}) as r:
                 assert r.status == 400
                 assert (await r.json())["error"]["message"] == "Query parameter 'q' is required"

@@ -100,7 +100,7 @@ async def test_deltas_stream_as_events_then_the_plain_body(kdeps, llm):
     assert all(d["resource"] == "llm" for d in deltas)
     assert "".join(d["text"] for d in deltas) == text
     assert events[-1][1] == plain
-    assert plain["response"] == {"answer": text, "question": "tell me"}
+    assert plain["data"] == {"answer": text, "question": "tell me"}
 
 
 async def test_deltas_are_sent_as_they_come(kdeps, llm):
@@ -123,7 +123,7 @@ async def test_without_accept_header_the_answer_is_plain_json(kdeps, llm):
     r, text = await post(kdeps.url + ROUTE, {"q": "hi"}, {"Accept": "application/json"})
     assert r.status == 200 and r.headers["Content-Type"] == "application/json"
     body = json.loads(text)
-    assert body["success"] is True and body["response"]["answer"] == "just json"
+    assert body["success"] is True and body["data"]["answer"] == "just json"
 
 
 async def test_preflight_failure_keeps_its_status_and_json(kdeps, llm):

@@ -56,7 +56,7 @@ async def test_keepalive_comments_before_the_first_delta(served):
     assert head.count(": keep-alive") >= 2, text
     events = parse_sse(text)
     assert events[-1][0] == "result"
-    assert events[-1][1]["response"] == {"answer": "late answer", "question": "wait"}
+    assert events[-1][1]["data"] == {"answer": "late answer", "question": "wait"}
 
 
 async def test_openai_sdk_ignores_keepalive_comments(served):

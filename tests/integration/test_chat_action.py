@@ -83,7 +83,7 @@ async def test_scenario_role_and_parameters(tmp_path: Path, openai: OpenAICompat
     openai.say("Owls hunt at night.")
     res = await ask(root, topic="owls")
     assert res.status == 200, res.body
-    assert res.body["response"] == "Owls hunt at night."
+    assert res.body["data"] == "Owls hunt at night."
     body = openai.last.json
     assert [(m["role"], m["content"]) for m in body["messages"]] == [
         ("system", "You are terse."), ("user", "What is REST?"), ("assistant", "An architectural style."),
@@ -148,7 +148,7 @@ agentSettings:
 """)
     ollama.say("from the resource URL")
     res = await ask(root)
-    assert res.body["response"] == "from the resource URL"
+    assert res.body["data"] == "from the resource URL"
 
 
 # -- JSON ----------------------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ async def test_json_response_parsed_with_fences(tmp_path: Path, openai: OpenAICo
     openai.say('```json\n{"summary": "fine", "sentiment": "positive"}\n```')
     res = await ask(agent(tmp_path, JSON_AGENT), q="great day")
     assert res.status == 200, res.body
-    assert res.body["response"] == {"summary": "fine", "sentiment": "positive"}
+    assert res.body["data"] == {"summary": "fine", "sentiment": "positive"}
     body = openai.last.json
     assert body["response_format"] == {"type": "json_object"}
     system = " ".join(m["content"] for m in body["messages"] if m["role"] == "system")
@@ -179,7 +179,7 @@ async def test_json_missing_keys_triggers_one_reask(tmp_path: Path, openai: Open
     openai.say('{"summary": "fine", "sentiment": "neutral"}')
     res = await ask(agent(tmp_path, JSON_AGENT), q="meh")
     assert res.status == 200, res.body
-    assert res.body["response"] == {"summary": "fine", "sentiment": "neutral"}
+    assert res.body["data"] == {"summary": "fine", "sentiment": "neutral"}
     assert len(openai.requests) == 2
     retry = openai.last.json["messages"]
     assert retry[-2] == {"role": "assistant", "content": '{"summary": "fine"}'}
@@ -267,7 +267,7 @@ async def test_stream_emits_deltas_and_outputs_full_text(tmp_path: Path, openai:
     openai.say("Hello streaming world", pieces=4)
     res = await ask(agent(tmp_path, OPENAI + "    prompt: hi\n    stream: true\n"), emit=emit)
     assert res.status == 200, res.body
-    assert res.body["response"] == "Hello streaming world"
+    assert res.body["data"] == "Hello streaming world"
     assert openai.last.json["stream"] is True
     deltas = [e for e in events if e.get("type") == "delta"]
     assert len(deltas) >= 2
@@ -278,7 +278,7 @@ async def test_stream_emits_deltas_and_outputs_full_text(tmp_path: Path, openai:
 async def test_stream_without_listener_still_collects(tmp_path: Path, openai: OpenAICompatFake) -> None:
     openai.say("collected anyway")
     res = await ask(agent(tmp_path, OPENAI + "    prompt: hi\n    stream: true\n"))
-    assert res.body["response"] == "collected anyway"
+    assert res.body["data"] == "collected anyway"
 
 
 async def test_fallback_to_second_backend(tmp_path: Path, openai: OpenAICompatFake,

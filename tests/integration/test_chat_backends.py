@@ -201,7 +201,7 @@ async def test_single_tool_call_runs_python_resource(tmp_path: Path, provider: P
     provider.say(fake, "The answer is 42.")
     res = await ask(build(tmp_path, "tools", provider), q="What is 6 times 7?")
     assert res.status == 200, res.body
-    assert res.body["response"] == "The answer is 42."
+    assert res.body["data"] == "The answer is 42."
     first, second = chat_requests(fake)
     schemas = declared_tools(provider, first.json)
     assert set(schemas) == {"calculate", "lookup", "explode"}
@@ -223,7 +223,7 @@ async def test_parallel_calls_and_http_tool(tmp_path: Path, provider: Provider, 
     provider.say(fake, "17 blue widgets, 51 in three boxes.")
     res = await ask(build(tmp_path, "tools", provider), q="How many widgets?")
     assert res.status == 200, res.body
-    assert res.body["response"] == "17 blue widgets, 51 in three boxes."
+    assert res.body["data"] == "17 blue widgets, 51 in three boxes."
     assert [r.path for r in items.requests] == ["/items/9"]
     results = tool_results(provider, chat_requests(fake)[1].json)
     assert len(results) == 2
@@ -237,7 +237,7 @@ async def test_failing_tool_is_reported_to_the_model(tmp_path: Path, provider: P
     provider.say(fake, "Sorry, the tool failed.")
     res = await ask(build(tmp_path, "tools", provider), q="Blow up")
     assert res.status == 200, res.body
-    assert res.body["response"] == "Sorry, the tool failed."
+    assert res.body["data"] == "Sorry, the tool failed."
     (result,) = tool_results(provider, chat_requests(fake)[1].json)
     assert "explode" in result["text"] and "failed" in result["text"]
     if result["error"] is not None:
@@ -275,7 +275,7 @@ async def test_png_and_jpeg_from_disk(tmp_path: Path, provider: Provider, fake: 
     provider.say(fake, "A red pixel and a grey dot.")
     res = await ask(root, image="images/red.png")
     assert res.status == 200, res.body
-    assert res.body["response"] == "A red pixel and a grey dot."
+    assert res.body["data"] == "A red pixel and a grey dot."
     images = sent_images(provider, fake.last.json)
     assert [data for _, data in images] == [(DATA / "vision/red.png").read_bytes(),
                                             (DATA / "vision/dot.jpg").read_bytes()]

@@ -53,7 +53,7 @@ async def test_dependencies_run_first_and_outputs_flow(tmp_path: Path) -> None:
     })
     res = await run_agent(root)
     assert res.status == 200
-    assert res.body == {"success": True, "response": {"chain": "first then second"}}
+    assert res.body == {"success": True, "data": {"chain": "first then second"}}
 
 
 async def test_independent_branches_overlap_in_time(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ async def test_independent_branches_overlap_in_time(tmp_path: Path) -> None:
         "response": response("left, right", {"l": "get('left')", "r": "get('right')"}),
     })
     res = await run_agent(root)
-    (l0, l1), (r0, r1) = ([float(x) for x in res.body["response"][k].split()] for k in ("l", "r"))
+    (l0, l1), (r0, r1) = ([float(x) for x in res.body["data"][k].split()] for k in ("l", "r"))
     assert max(l0, r0) < min(l1, r1), "the two branches did not run concurrently"
 
 
@@ -124,9 +124,9 @@ async def test_skip_condition_and_method_restriction(tmp_path: Path) -> None:
         "response": response("skipped, postOnly", {"s": "get('skipped')", "p": "get('postOnly')"}),
     })
     res = await run_agent(root, {"mode": "fast"})
-    assert res.body["response"] == {"s": None, "p": "posted"}
+    assert res.body["data"] == {"s": None, "p": "posted"}
     res = await run_agent(root, {"mode": "full"}, method="GET")
-    assert res.body["response"] == {"s": "slow", "p": None}
+    assert res.body["data"] == {"s": "slow", "p": None}
 
 
 async def test_expr_blocks_memory_and_items(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ async def test_expr_blocks_memory_and_items(tmp_path: Path) -> None:
                                       "all": "get('loop', 'itemvalues')"}),
     })
     res = await run_agent(root)
-    body = res.body["response"]
+    body = res.body["data"]
     assert body["outs"] == ["0:apple/3", "1:banana/3", "2:cherry/3"]
     assert body["all"] == body["outs"]
     assert body["seen"] == "apple,banana,cherry,"
@@ -166,8 +166,8 @@ async def test_on_error_continue_uses_fallback_and_error_object(tmp_path: Path) 
     })
     res = await run_agent(root)
     assert res.status == 200
-    assert res.body["response"]["out"] == {"data": [], "fromCache": False}
-    assert "exited with code 3" in res.body["response"]["why"] and "boom" in res.body["response"]["why"]
+    assert res.body["data"]["out"] == {"data": [], "fromCache": False}
+    assert "exited with code 3" in res.body["data"]["why"] and "boom" in res.body["data"]["why"]
 
 
 async def test_on_error_retry_then_success(tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ async def test_on_error_retry_then_success(tmp_path: Path) -> None:
         "response": response("flaky", "get('flaky')"),
     })
     res = await run_agent(root)
-    assert res.body["response"] == "done"
+    assert res.body["data"] == "done"
     assert len(counter.read_text().split()) == 3
 
 
@@ -230,7 +230,7 @@ async def test_exec_accessors_and_env(tmp_path: Path) -> None:
                                      "code": "exec.exitCode('cmd')"}),
     })
     res = await run_agent(root, {"who": "world"})
-    assert res.body["response"] == {"out": "hello world", "err": "warn\n", "code": 0}
+    assert res.body["data"] == {"out": "hello world", "err": "warn\n", "code": 0}
 
 
 async def test_python_json_output_and_literal_values(tmp_path: Path) -> None:
@@ -247,7 +247,7 @@ async def test_python_json_output_and_literal_values(tmp_path: Path) -> None:
         "response": response("py", "get('py')"),
     })
     res = await run_agent(root, {"payload": {"items": [1, 2, 3], "flag": True, "none": None}})
-    assert res.body["response"] == {"n": 3, "flag": True, "none": None}
+    assert res.body["data"] == {"n": 3, "flag": True, "none": None}
 
 
 async def test_python_timeout(tmp_path: Path) -> None:
@@ -281,7 +281,7 @@ async def test_http_client_get_post_auth_and_headers(tmp_path: Path, echo: EchoS
                                        "status": "http.statusCode('fetch')"}),
     })
     res = await run_agent(root, {"id": "42", "name": "Ada", "token": "t0k"})
-    body = res.body["response"]
+    body = res.body["data"]
     assert body["body"]["path"] == "/items/42"
     assert body["body"]["json"] == {"name": "Ada"}
     assert body["body"]["auth"] == "Bearer t0k"
@@ -302,7 +302,7 @@ async def test_http_client_retries_on_5xx(tmp_path: Path, echo: EchoServer) -> N
         "response": response("fetch", "get('fetch').path"),
     })
     res = await run_agent(root)
-    assert res.body["response"] == "/data"
+    assert res.body["data"] == "/data"
     assert len(echo.requests) == 3
 
 
@@ -333,7 +333,7 @@ async def test_http_client_honours_retry_after_within_the_deadline(
     # The server's 3 s is honoured over the 10 ms backoff; its 600 s would end after the resource's
     # deadline, so the 503 is the answer at once.
     assert waits == [3.0]
-    assert res.body["response"] == 503
+    assert res.body["data"] == 503
     assert len(echo.requests) == 2
 
 
@@ -350,7 +350,7 @@ async def test_api_response_status_headers_and_meta(tmp_path: Path) -> None:
                 Cache-Control: "max-age=60"
         """})
     res = await run_agent(root, {"q": "hi", "ok": "yes"})
-    assert res.status == 200 and res.body == {"success": True, "response": {"echo": "hi"}}
+    assert res.status == 200 and res.body == {"success": True, "data": {"echo": "hi"}}
     assert res.headers["Cache-Control"] == "max-age=60"
     assert len(res.headers["X-Request-Id"]) == 32
     res = await run_agent(root, {"q": "hi", "ok": "no"})
@@ -369,9 +369,9 @@ async def test_seed_troubleshooting_snippets(tmp_path: Path, monkeypatch: pytest
         "response": response("check", {"has": "get('hasKey')", "n": "get('keyLength')"}),
     })
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert (await run_agent(root)).body["response"] == {"has": False, "n": 0}
+    assert (await run_agent(root)).body["data"] == {"has": False, "n": 0}
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-123")
-    assert (await run_agent(root)).body["response"] == {"has": True, "n": 11}
+    assert (await run_agent(root)).body["data"] == {"has": True, "n": 11}
 
 
 async def test_session_values_persist_in_request_state(tmp_path: Path) -> None:
@@ -385,6 +385,6 @@ async def test_session_values_persist_in_request_state(tmp_path: Path) -> None:
               visits: get('visits', 'session')
         """})
     res = await run_agent(root)
-    assert res.body["response"] == {"visits": 1}
+    assert res.body["data"] == {"visits": 1}
     assert res.session_changed is True
     assert json.dumps(res.body)

@@ -43,8 +43,8 @@ maxTokens: 40
 """)
     res = await run_agent(root, {"q": "What is the capital of France?"})
     assert res.status == 200, res.body
-    assert "Paris" in res.body["response"]["answer"]
-    usage = res.body["response"]["usage"]
+    assert "Paris" in res.body["data"]["answer"]
+    usage = res.body["data"]["usage"]
     assert usage["backend"] == "gguf" and usage["output_tokens"] > 0
 
 
@@ -60,7 +60,7 @@ maxTokens: 60
 """)
     res = await run_agent(root)
     assert res.status == 200, res.body
-    answer = res.body["response"]["answer"]
+    answer = res.body["data"]["answer"]
     assert isinstance(answer, dict) and "answer" in answer
     json.dumps(answer)
 
@@ -75,7 +75,7 @@ maxTokens: 12
     first, second = await asyncio.gather(run_agent(root, {"q": "Say hello."}),
                                          run_agent(root, {"q": "Name a colour."}))
     assert first.status == second.status == 200
-    assert first.body["response"]["answer"] and second.body["response"]["answer"]
+    assert first.body["data"]["answer"] and second.body["data"]["answer"]
 
 
 async def test_missing_model_file_names_the_path(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ async def test_response_object_and_accessors(tmp_path: Path, upstream: Upstream)
         "accessorHeader": "http.responseHeader('fetch', 'x-served-by')"})
     res = await run_agent(root)
     assert res.status == 200, res.body
-    out = res.body["response"]
+    out = res.body["data"]
     assert out["status"] == 200 and out["line"] == "200 OK"
     assert out["server"] == "upstream" and out["accessorHeader"] == "upstream"
     assert isinstance(out["raw"], str) and '"rawPath": "/items"' in out["raw"]
@@ -66,7 +66,7 @@ async def test_response_object_and_accessors(tmp_path: Path, upstream: Upstream)
 async def test_text_answer_has_body_and_null_data(tmp_path: Path, upstream: Upstream) -> None:
     root = agent(tmp_path, f'    url: "{upstream.url}/text"\n')
     res = await run_agent(root)
-    out = res.body["response"]
+    out = res.body["data"]
     assert out["body"] == "plain words" and out["data"] is None and out["statusCode"] == 200
     assert out["headers"]["X-Kind"] == "text"
 
@@ -77,12 +77,12 @@ async def test_cache_serves_within_ttl_and_refetches_after(tmp_path: Path, upstr
     root = agent(tmp_path, f'    url: "{upstream.url}/count"\n    cache: {{ttl: 5m}}\n')
     first = await run_agent(root)
     second = await run_agent(root)
-    assert first.body["response"]["data"] == {"count": 1}
-    assert second.body["response"]["data"] == {"count": 1}
+    assert first.body["data"]["data"] == {"count": 1}
+    assert second.body["data"]["data"] == {"count": 1}
     assert upstream.count == 1
     fresh_cache[0] += 301
     third = await run_agent(root)
-    assert third.body["response"]["data"] == {"count": 2} and upstream.count == 2
+    assert third.body["data"]["data"] == {"count": 2} and upstream.count == 2
 
 
 async def test_cache_key_defaults_to_method_url_and_body(tmp_path: Path, upstream: Upstream) -> None:
@@ -104,7 +104,7 @@ async def test_cache_custom_key(tmp_path: Path, upstream: Upstream) -> None:
 """)
     await run_agent(root, {"q": "a"})
     res = await run_agent(root, {"q": "b"})
-    assert res.body["response"]["data"] == {"count": 1} and upstream.count == 1
+    assert res.body["data"]["data"] == {"count": 1} and upstream.count == 1
 
 
 async def test_no_cache_block_means_no_cache(tmp_path: Path, upstream: Upstream) -> None:
@@ -153,7 +153,7 @@ async def test_insecure_skip_verify(tmp_path: Path, tls_upstream) -> None:
     root = agent(tmp_path / "a", f'    url: "{server.url}/x"\n    tls: {{insecureSkipVerify: true}}\n')
     res = await run_agent(root)
     assert res.status == 200, res.body
-    assert res.body["response"]["data"]["rawPath"] == "/x"
+    assert res.body["data"]["data"]["rawPath"] == "/x"
 
 
 async def test_ca_file_and_client_certificate(tmp_path: Path, tls_upstream) -> None:
@@ -167,7 +167,7 @@ async def test_ca_file_and_client_certificate(tmp_path: Path, tls_upstream) -> N
 """)
     res = await run_agent(root)
     assert res.status == 200, res.body
-    assert res.body["response"]["data"]["client"] is True  # the server saw our client certificate
+    assert res.body["data"]["data"]["client"] is True  # the server saw our client certificate
 
 
 async def test_ca_file_alone_trusts_the_server(tmp_path: Path, tls_upstream) -> None:
@@ -175,7 +175,7 @@ async def test_ca_file_alone_trusts_the_server(tmp_path: Path, tls_upstream) -> 
     root = agent(tmp_path / "a", f'    url: "{server.url}/x"\n    tls: {{caFile: "{server_cert}"}}\n')
     res = await run_agent(root)
     assert res.status == 200, res.body
-    assert res.body["response"]["data"]["client"] is False
+    assert res.body["data"]["data"]["client"] is False
 
 
 # -- proxy ---------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ async def test_proxy_carries_the_request(tmp_path: Path) -> None:
 """)
         res = await run_agent(root)
     assert res.status == 200, res.body
-    data = res.body["response"]["data"]
+    data = res.body["data"]["data"]
     assert data["via"] == "proxy"
     assert data["target"] == "http://api.example.invalid/v1/items?id=7"
     assert data["proxyAuth"] == "Basic " + base64.b64encode(b"scott:tiger").decode()

@@ -162,7 +162,7 @@ def _is_json_error(o: Outcome) -> bool:
 
 
 def _answer(o: Outcome) -> Any:
-    return (o.body.get("response") or {}).get("answer") if isinstance(o.body, dict) else None
+    return (o.body.get("data") or {}).get("answer") if isinstance(o.body, dict) else None
 
 
 def _problem(o: Outcome, fake: FaultFake) -> str | None:

@@ -30,7 +30,7 @@ async def test_exec_does_not_inherit_provider_keys(tmp_path: Path) -> None:
       printf '<%s|%s|%s>' "${OPENAI_API_KEY:-none}" "${ANTHROPIC_API_KEY:-none}" "$MY_SETTING"
 """)
     res = await run_agent(root)
-    assert res.body["response"] == "<none|none|visible>"
+    assert res.body["data"] == "<none|none|visible>"
 
 
 async def test_python_does_not_inherit_provider_keys(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ async def test_python_does_not_inherit_provider_keys(tmp_path: Path) -> None:
       print("<" + os.environ.get("OPENAI_API_KEY", "none") + ">")
 """)
     res = await run_agent(root)
-    assert res.body["response"] == "<none>"
+    assert res.body["data"] == "<none>"
 
 
 async def test_author_passes_a_key_explicitly(tmp_path: Path) -> None:
@@ -52,4 +52,4 @@ async def test_author_passes_a_key_explicitly(tmp_path: Path) -> None:
       OPENAI_API_KEY: "{{ get('OPENAI_API_KEY', 'env') }}"
 """)
     res = await run_agent(root)
-    assert res.body["response"] == f"<{KEY}>"
+    assert res.body["data"] == f"<{KEY}>"

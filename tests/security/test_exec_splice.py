@@ -46,7 +46,7 @@ async def test_value_is_one_word(tmp_path: Path, style: str, payload: str) -> No
     res = await run_agent(root, {"name": payload})
     assert not (root / "PWNED").exists(), f"{style}: the payload ran as shell"
     assert res.status == 200, res.body
-    out = res.body["response"]
+    out = res.body["data"]
     assert (out if isinstance(out, str) else json.dumps(out)) == expected.format(v=payload)
 
 
@@ -55,7 +55,7 @@ async def test_comment_cannot_end_early(tmp_path: Path) -> None:
                                  "\"echo ok # {{ get('name') }}\\necho done\"\n"}, target="response")
     res = await run_agent(root, {"name": "x\ntouch PWNED"})
     assert not (root / "PWNED").exists()
-    assert res.body["response"] == "ok\ndone"
+    assert res.body["data"] == "ok\ndone"
 
 
 async def test_nul_character_is_a_clean_error(tmp_path: Path) -> None:

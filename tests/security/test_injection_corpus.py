@@ -193,7 +193,7 @@ async def test_payload_is_never_evaluated(channel: Channel, payload: str, agents
     request = channel.request(payload, tmp_path)
     res = await agents[channel.name].handle(request)
     assert res.status == 200, res.body
-    out = res.body["response"]
+    out = res.body["data"]
     assert out["direct"] == payload and out["templ"] == payload
     assert out["mixed"] == f"<{payload}>"
     assert out["sh"] == f"<{payload}>", "exec"
@@ -227,7 +227,7 @@ async def test_items_elements_are_data(payload: str, tmp_path: Path, monkeypatch
     request = RequestData(method="POST", path="/api/v1/run", route="/api/v1/run", body={"v": payload})
     res = await Engine(load_project(root)).handle(request)
     assert res.status == 200, res.body
-    assert res.body["response"] == [f"<{payload}>"]
+    assert res.body["data"] == [f"<{payload}>"]
     assert_no_secret(res.body)
     assert not (root / "PWNED").exists()
     shutil.rmtree(root)
@@ -275,23 +275,23 @@ async def test_payloads_through_the_http_server(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as session:
             for payload in PAYLOADS:
                 async with session.get(url, params={"v": payload}) as resp:
-                    out = (await resp.json())["response"]
+                    out = (await resp.json())["data"]
                 assert out["direct"] == out["templ"] == payload
                 assert out["sh"] == f"<{payload}||>"
                 async with session.post(url, json={"v": payload}) as resp:
-                    out = (await resp.json())["response"]
+                    out = (await resp.json())["data"]
                 assert out["direct"] == payload and out["sh"] == f"<{payload}||>"
                 if _header_safe(payload):
                     async with session.post(url, json={}, headers={"X-Payload": payload}) as resp:
-                        out = (await resp.json())["response"]
+                        out = (await resp.json())["data"]
                     assert out["header"] == payload.strip() and out["sh"] == f"<|{payload.strip()}|>"
                 if _filename_safe(payload):
                     form = aiohttp.FormData(quote_fields=False)
                     form.add_field("doc", b"file body", filename=payload, content_type="text/plain")
                     async with session.post(url, data=form) as resp:
                         body = await resp.json()
-                    assert body["response"]["file"] == payload, body
-                    assert body["response"]["sh"] == f"<||{payload}>"
+                    assert body["data"]["file"] == payload, body
+                    assert body["data"]["sh"] == f"<||{payload}>"
                 assert_no_secret(out)
     assert not (root / "PWNED").exists()
     assert CANARY not in server.stdout + server.stderr

@@ -38,7 +38,7 @@ async def output(tmp_path: Path, script: str, value: Any) -> Any:
     res = await run_agent(root, {"name": value})
     assert not (root / "PWNED").exists(), "the value ran as Python"
     assert res.status == 200, res.body
-    return res.body["response"]
+    return res.body["data"]
 
 
 # Every script prints "<value>" so stdout is never read back as JSON.
@@ -90,4 +90,4 @@ async def test_templated_script_file_stays_in_the_agent_folder(tmp_path: Path) -
     assert res.status == 500 and not (root / "PWNED").exists()
     assert str(tmp_path) not in str(res.body)
     res = await run_agent(root, {"name": "hello.py"})
-    assert res.body["response"] == "<hello>"
+    assert res.body["data"] == "<hello>"

@@ -54,7 +54,7 @@ def tool_agent(tmp_path: Path) -> Path:
 def tool_result(fake: OpenAICompatFake) -> dict:
     message = fake.last.json["messages"][-1]
     assert message["role"] == "tool"
-    return json.loads(message["content"])["response"]
+    return json.loads(message["content"])["data"]
 
 
 async def test_extra_arguments_do_not_override_request_values(tmp_path: Path, fake: OpenAICompatFake) -> None:
@@ -105,7 +105,7 @@ def calculator(tmp_path: Path) -> Path:
 async def test_calculator_refuses_code(calculator: Path, expression: str) -> None:
     res = await run_agent(calculator, {"expression": expression})
     assert res.status == 200, res.body
-    out = res.body["response"]
+    out = res.body["data"]
     assert "error" in out and "result" not in out
     assert not (calculator / "PWNED").exists()
 
@@ -114,4 +114,4 @@ async def test_calculator_refuses_code(calculator: Path, expression: str) -> Non
                                                    ("-(7 % 4) + pi * 0", -3.0), ("max(1, 5, 3) / 2", 2.5)])
 async def test_calculator_still_computes(calculator: Path, expression: str, value: float) -> None:
     res = await run_agent(calculator, {"expression": expression})
-    assert res.body["response"]["result"] == value
+    assert res.body["data"]["result"] == value

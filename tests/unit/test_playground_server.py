@@ -119,7 +119,7 @@ async def test_the_trace_comes_back_only_when_the_page_asks(project: Any) -> Non
     assert "x-kdeps-trace" not in headers
     _, headers, body = await call(app, "/api/v1/run", "POST", headers={**request, "x-kdeps-trace": "1"},
                                   body=b'{"q":"hi"}')
-    assert json.loads(body)["response"] == {"echo": "hi"}
+    assert json.loads(body)["data"] == {"echo": "hi"}
     rows = json.loads(headers["x-kdeps-trace"])["resources"]
     assert [(r["resource"], r["status"]) for r in rows] == [("first", "ok"), ("response", "ok")]
     assert all(isinstance(r["durationMs"], float) for r in rows)
@@ -149,7 +149,7 @@ async def test_a_workflow_route_on_slash_keeps_it_and_the_page_moves(tmp_path: P
     project = load_project(root)
     app = app_for(project, ui=True)
     status, _, body = await call(app, "/")
-    assert status == 200 and json.loads(body)["response"] == "mine"
+    assert status == 200 and json.loads(body)["data"] == "mine"
     status, headers, _ = await call(app, "/_kdeps/")
     assert status == 200 and headers["content-type"].startswith("text/html")
 

@@ -9,7 +9,7 @@ from kdeps.actions.base import ActionContext
 
 async def run(ctx: ActionContext, config: Any) -> dict[str, Any]:
     success = ctx.render(config.success if config.success is not None else True)
-    body: dict[str, Any] = {"success": bool(success), "response": ctx.render(config.response)}
+    body: dict[str, Any] = {"success": bool(success), "data": ctx.render(config.response)}
     headers = {str(k): _header_text(v) for k, v in ctx.render(dict(config.headers)).items()}
     meta = config.meta
     if meta is not None:

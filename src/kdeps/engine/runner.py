@@ -99,7 +99,7 @@ class Engine:
         record = state.records.get(self.target) or ResourceRecord()
         api = record.meta.get("api_response")
         if api is None:
-            body: Any = {"success": True, "response": record.output}
+            body: Any = {"success": True, "data": record.output}
             status, headers = 200, {}
         else:
             body, status, headers = record.output, api["status"], api["headers"]

@@ -94,7 +94,7 @@ def error_object(status: int, message: str, code: str | None = None, param: str 
 
 def answer_text(body: Any, *, json_wanted: bool = False) -> str:
     """The text of a workflow answer, by the rule in the module docstring."""
-    value = body.get("response", body) if isinstance(body, dict) else body
+    value = body.get("data", body) if isinstance(body, dict) else body
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, str):

@@ -309,7 +309,7 @@ _SCHEMAS: dict[str, Any] = {
     "Envelope": {
         "type": "object",
         "description": "The default answer; a target with apiResponse answers its own shape.",
-        "properties": {"success": {"type": "boolean"}, "response": {},
+        "properties": {"success": {"type": "boolean"}, "data": {},
                        "meta": {"type": "object", "properties": {
                            "model": {"type": "string"}, "backend": {"type": "string"},
                            "warnings": {"type": "array", "items": {"type": "string"}}}}},

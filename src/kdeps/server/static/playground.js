@@ -259,7 +259,7 @@
 
   function answerOf(body) {
     if (!body || typeof body !== "object") { return typeof body === "string" ? body : ""; }
-    var r = body.response;
+    var r = body.data;
     if (typeof r === "string") { return r; }
     if (r && typeof r === "object") {
       var k = ["answer", "text", "content", "message", "result"].find(function (key) { return typeof r[key] === "string"; });
