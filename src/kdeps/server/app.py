@@ -14,14 +14,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Mount
 
 from kdeps import observability
-from kdeps.engine.request import RequestData, ResponseData
+from kdeps.engine.request import RequestData, ResponseData, UploadedFile
 from kdeps.server import metrics, openai_compat
 from kdeps.server.auth import UNAUTHORIZED, ApiAuth, resolve_token, with_api_headers
 from kdeps.server.config import ServerSettings, settings_from_project
@@ -50,6 +50,10 @@ from kdeps.server.streaming import (
     wants_event_stream,
 )
 from kdeps.session import SessionStore, SessionTooLarge, create_store
+
+if TYPE_CHECKING:
+    from kdeps.engine.runner import Engine
+    from kdeps.spec.loader import Project
 
 SESSION_COOKIE = "kdeps_session"
 SESSION_HEADER = "x-session-id"
@@ -223,7 +227,8 @@ class KdepsASGI:
         self.check_length(headers)
         request = Request(scope, _limited(receive, self.max_body))
         ctype = headers.get("content-type", "")
-        files, upload_dir = [], None
+        files: list[UploadedFile] = []
+        upload_dir = None
         admitted = False
         try:
             if ctype.lower().startswith("multipart/form-data"):
@@ -463,7 +468,8 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-def create_app(project: Any, engine: Any, *, max_body: int | None = None, max_concurrency: int | None = None,
+def create_app(project: Project, engine: Engine, *, max_body: int | None = None,
+               max_concurrency: int | None = None,
                auth_token: str | None = None, openai_compat: bool = False,
                session_store: SessionStore | None = None, base_dir: str | Path | None = None,
                settings: ServerSettings | None = None, ui: bool = False) -> Any:
@@ -531,10 +537,8 @@ class _Direct:
 
 async def _close_llm_transport() -> None:
     """Close the process-wide outbound HTTP session, if the LLM layer opened one."""
-    try:
-        from kdeps.llm.transport import aclose  # type: ignore[attr-defined]
-    except ImportError:
-        return
+    from kdeps.llm.transport import aclose
+
     with contextlib.suppress(Exception):
         await aclose()
 
@@ -561,23 +565,13 @@ def _error_of(body: bytes) -> dict[str, Any] | None:
     return {"resource": error.get("resource") or error.get("resourceId"), "message": error.get("message")}
 
 
-def _model_name(project: Any) -> str:
-    workflow = getattr(project, "workflow", project)
-    name = getattr(getattr(workflow, "metadata", None), "name", None)
-    return str(name) if name else "kdeps"
+def _model_name(project: Project) -> str:
+    return str(project.workflow.metadata.name) or "kdeps"
 
 
-def _project_dir(project: Any) -> Path:
-    for name in ("root", "base_dir", "path", "dir", "directory"):
-        value = getattr(project, name, None)
-        if isinstance(value, str | Path):
-            path = Path(value)
-            return path.parent if path.suffix in (".yaml", ".yml") else path
-    return Path.cwd()
+def _project_dir(project: Project) -> Path:
+    return Path(project.root)
 
 
-def _agent_env(project: Any) -> dict[str, str]:
-    workflow = getattr(project, "workflow", project)
-    agent = getattr(getattr(workflow, "settings", None), "agent_settings", None)
-    env = getattr(agent, "env", None)
-    return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
+def _agent_env(project: Project) -> dict[str, str]:
+    return {str(k): str(v) for k, v in project.workflow.settings.agent_settings.env.items()}

@@ -1,16 +1,16 @@
-"""Server settings read from the loaded project, with KDeps' defaults filled in.
-
-Reading goes through `_pick`, which accepts snake_case attributes, camelCase attributes and dict keys,
-so the server only depends on the names documented for workflow.yaml."""
+"""Server settings read from the loaded project's typed workflow settings, with KDeps' defaults filled in."""
 
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kdeps.errors import KdepsError
+
+if TYPE_CHECKING:
+    from kdeps.spec.loader import Project
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
@@ -21,53 +21,6 @@ DEFAULT_SESSION_TTL = 30 * 60.0
 DEFAULT_SESSION_CLEANUP = 5 * 60.0
 DEFAULT_CORS_MAX_AGE = 12 * 3600
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_SIZES = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def _pick(obj: Any, name: str, default: Any = None) -> Any:
-    if obj is None:
-        return default
-    for key in (name, _camel(name)):
-        value = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-        if value is not None:
-            return value
-    return default
-
-
-def seconds(value: Any, default: float) -> float:
-    """A duration as seconds: numbers are seconds; strings like '30s', '5m', '1h30m', '7d', '500ms'."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, int | float):
-        return float(value)
-    if hasattr(value, "total_seconds"):
-        return float(value.total_seconds())
-    text = str(value).strip().lower()
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
-    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
-        try:
-            return float(text)
-        except ValueError:
-            raise KdepsError(f"invalid duration '{value}' (use e.g. 30s, 5m, 1h, 7d)") from None
-    return sum(float(n) * _UNITS[u] for n, u in parts)
-
-
-def byte_size(value: Any, default: int) -> int:
-    """A size in bytes: an int, or a string such as '10MB', '512k'."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, int | float):
-        return int(value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not match or match.group(2).lower() not in _SIZES:
-        raise KdepsError(f"invalid size '{value}' (use e.g. 10MB, 512KB or a number of bytes)")
-    return int(float(match.group(1)) * _SIZES[match.group(2).lower()])
 
 
 @dataclass(slots=True)
@@ -111,60 +64,41 @@ class ServerSettings:
     ui: bool = False  # apiServer.ui: the playground, /docs and /openapi.json (kdeps run --ui)
 
 
-def _str_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
-
-
-def settings_from_project(project: Any) -> ServerSettings:
-    """Collect apiServer and session settings from a loaded project (or a bare workflow)."""
-    workflow = _pick(project, "workflow", project)
-    settings = _pick(workflow, "settings")
-    api = _pick(settings, "api_server")
-    routes = [
-        RouteSpec(str(_pick(r, "path", "/")), [m.upper() for m in _str_list(_pick(r, "methods"))] or ["GET"],
-                  bool(_pick(r, "public", False)))
-        for r in (_pick(api, "routes") or [])
-    ]
-    cors_raw = _pick(api, "cors")
-    methods = _pick(cors_raw, "allow_methods")
+def settings_from_project(project: Project) -> ServerSettings:
+    """apiServer and session settings of a loaded project, with KDeps' defaults filled in."""
+    settings = project.workflow.settings
+    api = settings.api_server
+    routes = [RouteSpec(r.path, [m.upper() for m in r.methods] or ["GET"], r.public) for r in api.routes]
+    c = api.cors
+    # The seed-era layout switches CORS on with enableCors; the current one by writing the block.
+    enabled = c.enable_cors if "enable_cors" in c.model_fields_set else bool(c.allow_origins)
     cors = CorsSettings(
-        enabled=bool(_pick(cors_raw, "enable_cors", False)),
-        allow_origins=_str_list(_pick(cors_raw, "allow_origins")),
-        allow_methods=[m.upper() for m in _str_list(methods)] if methods else None,
-        allow_headers=_str_list(_pick(cors_raw, "allow_headers")),
-        expose_headers=_str_list(_pick(cors_raw, "expose_headers")),
-        allow_credentials=bool(_pick(cors_raw, "allow_credentials", True)),
-        max_age=int(seconds(_pick(cors_raw, "max_age"), DEFAULT_CORS_MAX_AGE)),
+        enabled=enabled,
+        allow_origins=list(c.allow_origins),
+        allow_methods=[m.upper() for m in c.allow_methods] or None,
+        allow_headers=list(c.allow_headers),
+        expose_headers=list(c.expose_headers),
+        allow_credentials=c.allow_credentials,
+        max_age=int(c.max_age),
     )
-    sess = _pick(settings, "session")
-    if _pick(sess, "enabled", True) is False:
-        sess = None  # `enabled: false`: as if the block were absent
-    kind = str(_pick(sess, "type", "sqlite")).lower()
-    # Set by `kdeps export k8s` when the workflow's Redis is on localhost: the in-cluster one instead.
-    env_url = os.environ.get(SESSION_URL_ENV) if kind == "redis" else None
-    session = SessionSettings(
-        type=kind,
-        path=_pick(sess, "path"),
-        url=env_url or _pick(sess, "url"),
-        ttl=seconds(_pick(sess, "ttl"), DEFAULT_SESSION_TTL),
-        cleanup_interval=seconds(_pick(sess, "cleanup_interval"), DEFAULT_SESSION_CLEANUP),
-    )
-    token = _pick(api, "auth_token")
+    sess = settings.session if settings.session is not None and settings.session.enabled else None
+    session = SessionSettings()
+    if sess is not None:
+        # Set by `kdeps export k8s` when the workflow's Redis is on localhost: the in-cluster one instead.
+        env_url = os.environ.get(SESSION_URL_ENV) if sess.type == "redis" else None
+        session = SessionSettings(type=sess.type, path=sess.path, url=env_url or sess.url, ttl=sess.ttl,
+                                  cleanup_interval=sess.cleanup_interval)
     return ServerSettings(
-        host=str(_pick(api, "host_ip", DEFAULT_HOST)),
-        port=int(_pick(api, "port_num", DEFAULT_PORT)),
+        host=api.host_ip or DEFAULT_HOST,
+        port=api.port_num or DEFAULT_PORT,
         routes=routes,
         cors=cors,
-        trusted_proxies=_str_list(_pick(api, "trusted_proxies")),
-        auth_token=str(token) if token not in (None, "") else None,
-        max_body_size=byte_size(_pick(api, "max_body_size"), DEFAULT_MAX_BODY),
-        max_concurrent_requests=int(_pick(api, "max_concurrent_requests", DEFAULT_MAX_CONCURRENCY)),
+        trusted_proxies=list(api.trusted_proxies),
+        auth_token=api.auth_token or None,
+        max_body_size=api.max_body_size if api.max_body_size is not None else DEFAULT_MAX_BODY,
+        max_concurrent_requests=api.max_concurrent_requests or DEFAULT_MAX_CONCURRENCY,
         session=session,
-        ui=bool(_pick(api, "ui", False)),
+        ui=api.ui,
     )
 
 
@@ -188,11 +122,8 @@ def resolve_auth_token(raw: str | None, env: dict[str, str] | None = None) -> st
 
     token = _ENV_TEMPLATE.sub(lambda m: lookup(m.group(1)), raw)
     if "{{" in token:
-        try:
-            from kdeps.expr import Env, render  # type: ignore[attr-defined]
-        except ImportError:
-            raise KdepsError("apiServer.authToken: only {{ get('NAME','env') }} templates are supported"
-                             ) from None
+        from kdeps.expr import Env, render
+
         token = str(render(token, Env(functions={"get": lambda k, src=None: lookup(k)})))
     if not token:
         raise KdepsError("apiServer.authToken is empty")

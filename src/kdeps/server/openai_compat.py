@@ -77,9 +77,9 @@ def handles(path: str) -> bool:
     return path in (MODELS, CHAT) or path.startswith(MODELS + "/")
 
 
-def methods(path: str) -> set[str]:
+def methods(path: str) -> frozenset[str]:
     """Methods allowed on one of our paths (for CORS preflights and 405s)."""
-    return {"POST"} if path == CHAT else {"GET", "HEAD"}
+    return frozenset({"POST"}) if path == CHAT else frozenset({"GET", "HEAD"})
 
 
 def error_object(status: int, message: str, code: str | None = None, param: str | None = None,
