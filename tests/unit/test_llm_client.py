@@ -263,6 +263,19 @@ async def test_refused_connection_fails_after_retries() -> None:
     with pytest.raises(LLMConnectionError, match="cannot reach the upstream") as info:
         await complete(_req(), endpoint, retry=FAST)
     assert f"127.0.0.1:{port}/chat" in info.value.detail
+    assert f"all {FAST.max_attempts} attempts" in str(info.value)  # `retry:` written: retried
+
+
+async def test_refused_local_connection_without_retry_fails_at_once() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = Endpoint(backend="testjson", base_url=f"http://localhost:{port}", api_key=KEY)
+    with pytest.raises(LLMConnectionError) as info:
+        await complete(_req(), endpoint)  # no `retry:`: a local server that is down fails at once
+    assert "attempts" not in str(info.value)
 
 
 async def test_invalid_json_is_retried(primary: JsonFake) -> None:

@@ -19,15 +19,17 @@ the user must see. A stream falls back (or retries) only before its first delta.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from kdeps.llm import transport
-from kdeps.llm.errors import InvalidResponseError, LLMError, LLMTimeoutError
+from kdeps.llm.errors import InvalidResponseError, LLMConnectionError, LLMError, LLMTimeoutError
 from kdeps.llm.registry import (
     backend_info,
     check_api_key,
@@ -75,6 +77,7 @@ class _Call:
     policy: RetryPolicy
     secrets: list[str]
     attempts: int = 0
+    explicit: bool = False  # the resource wrote `retry:`
 
 
 def _start(request: ChatRequest, retry: RetryPolicy | None, endpoints: Sequence[Endpoint]) -> _Call:
@@ -82,7 +85,7 @@ def _start(request: ChatRequest, retry: RetryPolicy | None, endpoints: Sequence[
     if timeout <= 0:
         raise ValueError(f"request timeout must be positive, got {timeout}")
     return _Call(deadline=time.monotonic() + timeout, timeout=timeout, policy=retry or RetryPolicy(),
-                 secrets=[e.api_key for e in endpoints if e.api_key])
+                 secrets=[e.api_key for e in endpoints if e.api_key], explicit=retry is not None)
 
 
 def _prepare(request: ChatRequest, endpoint: Endpoint) -> tuple[Any, Endpoint]:
@@ -154,7 +157,7 @@ async def _attempts(request: ChatRequest, endpoint: Endpoint, call: _Call, *,
         except LLMError as exc:
             error = _clean(exc, call)
             first = first or str(error)
-            wait = None if started else _next_wait(call, error, attempt, request)
+            wait = None if started else _next_wait(call, error, attempt, request, endpoint)
             if wait is None:
                 advice = None if is_local(backend) else backend.advice(error, request, endpoint)
                 raise _give_up(error, first, attempt, advice) from None
@@ -223,13 +226,26 @@ async def _stream_once(backend: Any, request: ChatRequest, endpoint: Endpoint,
 
 # -- retry decisions -----------------------------------------------------------------------------------
 
-def _next_wait(call: _Call, error: LLMError, attempt: int, request: ChatRequest) -> float | None:
+def _next_wait(call: _Call, error: LLMError, attempt: int, request: ChatRequest,
+               endpoint: Endpoint) -> float | None:
     """Seconds to wait before another attempt, or None to give up now."""
     if not error.retryable:
         return None
+    if isinstance(error, LLMConnectionError) and not call.explicit and _loopback(endpoint.base_url):
+        return None  # a local server that is not running will not start in the next second
     if attempt >= 2 and _repeats(error, request):
         return None  # one more try covers a fluke; more cannot change the answer
     return call.policy.next_wait(attempt, error.retry_after, call.deadline - time.monotonic())
+
+
+def _loopback(url: str | None) -> bool:
+    host = (urlsplit(url).hostname or "") if url else ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _repeats(error: LLMError, request: ChatRequest) -> bool:
