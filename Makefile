@@ -40,6 +40,7 @@ bench: $(VENV)/.test
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist

@@ -11,7 +11,7 @@ import secrets
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Mount
+from starlette.types import Message, Receive, Scope, Send
 
 from kdeps import observability
 from kdeps.engine.request import RequestData, ResponseData, UploadedFile
@@ -64,9 +65,6 @@ _SKIP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 access_log = logging.getLogger("kdeps.access")
 error_log = logging.getLogger("kdeps.server")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 _json_bytes = json_bytes
@@ -456,7 +454,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
     (Content-Length can be absent or lie with chunked uploads)."""
     seen = 0
 
-    async def wrapped() -> dict[str, Any]:
+    async def wrapped() -> Message:
         nonlocal seen
         message = await receive()
         if message["type"] == "http.request":

@@ -14,11 +14,10 @@ import hmac
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
+from starlette.types import Message, Send
 
 from kdeps.errors import KdepsError
 from kdeps.server.config import RouteSpec, resolve_auth_token
@@ -41,8 +40,6 @@ API_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 
 log = logging.getLogger("kdeps.server")
 
-Message = dict[str, Any]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class AuthRequired(KdepsError):

@@ -136,7 +136,7 @@ def _safe_name(filename: str | None) -> str:
 def _detect_mime(path: Path, declared: str | None, filename: str) -> str:
     kind = filetype.guess(str(path))
     if kind is not None:
-        return kind.mime
+        return str(kind.mime)
     if declared and declared != "application/octet-stream":
         return declared.split(";", 1)[0].strip()
     return mimetypes.guess_type(filename)[0] or declared or "application/octet-stream"

@@ -120,7 +120,7 @@ class _Sweeper:
 
 if HttpToolsProtocol is not None:
 
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's httptools protocol with the head limits and the head/body deadlines of `limits`.
 
         All bookkeeping happens once per read (`data_received`) and once per head, not per header or
@@ -130,7 +130,7 @@ if HttpToolsProtocol is not None:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.parser = _GuardedParser(self.parser, self)
+            self.parser = _GuardedParser(self.parser, self)  # type: ignore[assignment]  # same interface
             self._read = 0  # size of the read being parsed
             self._head_read = 0  # bytes read while the head now awaited was incomplete
             self._head_since = 0.0  # when the head now awaited began (0: none awaited)
@@ -142,7 +142,7 @@ if HttpToolsProtocol is not None:
                 limits = self.limits
                 interval = min(limits.head_timeout, limits.body_idle_timeout) / 4
                 sweeper = _Sweeper(self.loop, self.connections, max(0.05, min(interval, 1.0)))
-                state.kdeps_sweeper = sweeper
+                state.kdeps_sweeper = sweeper  # type: ignore[attr-defined]  # one per server
             self._sweeper = sweeper
 
         def connection_made(self, transport: Any) -> None:

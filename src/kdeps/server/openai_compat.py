@@ -42,7 +42,9 @@ from kdeps.server.limits import JSONTooDeep, loads_json
 from kdeps.server.streaming import KEEPALIVE, SSE_HEADERS, EngineRun, ResponseSender, json_bytes, sse
 
 if TYPE_CHECKING:
-    from kdeps.server.app import KdepsASGI, Receive, Scope
+    from starlette.types import Receive, Scope
+
+    from kdeps.server.app import KdepsASGI
 
 MODELS = "/v1/models"
 CHAT = "/v1/chat/completions"
@@ -104,7 +106,7 @@ def answer_text(body: Any, *, json_wanted: bool = False) -> str:
     if isinstance(value, dict) and not json_wanted:
         for key in ("answer", "data"):
             if isinstance(value.get(key), str):
-                return value[key]
+                return str(value[key])
     return json.dumps(value, ensure_ascii=False, default=str)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from kdeps.errors import KdepsError
 from kdeps.server.app import create_app
@@ -42,12 +42,12 @@ def _agent_dir(path: str | Path) -> Path:
 
 def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | None = None,
               max_concurrency: int | None = None, project: Any = None,
-              ui: bool = False) -> tuple[Starlette, ServerSettings]:
+              ui: bool = False) -> tuple[ASGIApp, ServerSettings]:
     """Load the agent at `path` (unless `project` is given) and return the ASGI app and its settings."""
     from kdeps.engine import Engine
 
     if project is None:
-        from kdeps.spec import load_project  # type: ignore[attr-defined]
+        from kdeps.spec import load_project
 
         project = load_project(path)
     settings = settings_from_project(project)
@@ -55,14 +55,14 @@ def build_app(path: str | Path, *, openai_compat: bool = False, max_body: int | 
 
     web = plan_web_server(project, _agent_dir(path), settings)
     if web is not None and web.standalone:
-        return web.app(None), web.listen_settings(settings)  # type: ignore[return-value]
+        return web.app(None), web.listen_settings(settings)
     openai_compat = openai_compat or bool(getattr(project.workflow.settings, "openai_compat", False))
     app = create_app(project, Engine(project), max_body=max_body, max_concurrency=max_concurrency,
                      openai_compat=openai_compat, base_dir=_agent_dir(path), settings=settings, ui=ui)
     return (app if web is None else web.app(app)), settings
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     """App factory for worker and reload child processes (options travel in an env var)."""
     options = json.loads(os.environ[_ENV_KEY])
     setup_logging(options.pop("log_level", "info"), options.pop("log_format", "auto"))

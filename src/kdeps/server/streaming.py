@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
+
+from starlette.types import Receive, Send
 
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.errors import KdepsError
@@ -22,8 +24,6 @@ KEEPALIVE = b": keep-alive\n\n"
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
                "x-accel-buffering": "no"}
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("kdeps.server")
 

@@ -321,8 +321,8 @@ class WebRoute(SpecModel):
     """A web server route: static files or a reverse proxy to a local app."""
 
     path: str = Field(pattern=r"^/", description="URL path prefix.")
-    server_type: Literal["static", "app"] = Field(
-        None,  # type: ignore[assignment]  # filled in by _check
+    server_type: Literal["static", "app"] | None = Field(
+        None,  # filled in by _check
         description="`static` serves files; `app` proxies to appPort (default: app when appPort is set).",
     )
     public_path: str | None = Field(
