@@ -191,8 +191,9 @@ def test_build_compose_and_k8s_pass_the_token_by_name(tmp_path: Path) -> None:
     ("0.0.0.0", False), ("::", False), ("192.168.1.20", False), ("agent.example", False),
 ])
 def test_only_loopback_addresses_may_serve_without_a_token(host: str, loopback: bool) -> None:
+    from kdeps.addresses import is_loopback
     from kdeps.errors import KdepsError
-    from kdeps.server.auth import is_loopback, require_token
+    from kdeps.server.auth import require_token
 
     assert is_loopback(host) is loopback
     require_token(True, host)  # with a token, any address

@@ -29,7 +29,7 @@ from kdeps.deploy.dockerfile import AGENT_DIR, APP_UID, HEADER_MARK
 from kdeps.deploy.ollama import OLLAMA_BACKENDS, OLLAMA_DEFAULT_PORT, needs_ollama
 from kdeps.deploy.plan import BuildPlan, plan_build
 from kdeps.errors import KdepsError
-from kdeps.llm.catalog import ALIASES, DEFAULT_BACKEND
+from kdeps.llm.catalog import default_backend
 from kdeps.llm.registry import backend_info
 from kdeps.server.config import SESSION_URL_ENV
 from kdeps.server.runner import GRACEFUL_SHUTDOWN_SECONDS as DRAIN_SECONDS
@@ -94,10 +94,7 @@ def _env_ref(value: Any) -> str | None:
 
 
 def _default_backend(agent_env: dict[str, str]) -> str:
-    # As the chat action resolves a block without `backend` (KDEPS_DEFAULT_BACKEND, upstream's
-    # `file` meaning our embedded gguf).
-    default = (agent_env.get("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-    return ALIASES.get(default, default)
+    return default_backend(agent_env.get("KDEPS_DEFAULT_BACKEND"))
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kdeps.spec.backends import DEFAULT_BACKEND
+from kdeps.llm.catalog import default_backend
 
 
 def static_text(value: Any, env: dict[str, str]) -> str:
@@ -21,8 +21,7 @@ def static_text(value: Any, env: dict[str, str]) -> str:
 def chat_usage(project: Any, env: dict[str, str] | None = None) -> dict[str, dict[str, set[str]]]:
     """backend → {model → ids of the resources using it}, for every chat block and fallback."""
     env = env or {}
-    default = (env.get("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-    default = {"file": "gguf", "llamafile": "gguf"}.get(default, default)
+    default = default_backend(env.get("KDEPS_DEFAULT_BACKEND"))
     uses: dict[str, dict[str, set[str]]] = {}
     for aid, plan in project.resources.items():
         for chat in plan.chats():
@@ -44,8 +43,7 @@ def key_users(project: Any, env: dict[str, str] | None = None) -> dict[str, dict
     from kdeps.llm.registry import backend_info
 
     env = env or {}
-    default = (env.get("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-    default = {"file": "gguf", "llamafile": "gguf"}.get(default, default)
+    default = default_backend(env.get("KDEPS_DEFAULT_BACKEND"))
     out: dict[str, dict[str, set[str]]] = {}
 
     def add(aid: str, backend: str, api_key: Any) -> None:

@@ -7,6 +7,7 @@ operators) follow expr-lang's parser.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from kdeps.errors import ExprError
@@ -433,6 +434,17 @@ def _key_text(token: Token) -> str:
         value = token.value
         return str(value)
     return str(token.value)
+
+
+def walk(node: Any) -> Iterator[Node]:
+    """Every node of an AST (or of a list/tuple of them), parents first."""
+    if isinstance(node, Node):
+        yield node
+        for arg in node.args:
+            yield from walk(arg)
+    elif isinstance(node, list | tuple):
+        for item in node:
+            yield from walk(item)
 
 
 def parse(source: str) -> Node:

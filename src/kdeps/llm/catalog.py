@@ -71,6 +71,13 @@ NAMES: tuple[str, ...] = tuple(BY_NAME)
 ALIASES: dict[str, str] = {alias: d.name for d in DECLARATIONS for alias in d.aliases}
 
 
+def default_backend(configured: str | None) -> str:
+    """The backend of a chat block that names none: `configured` (KDEPS_DEFAULT_BACKEND) when set,
+    upstream's aliases (`file` = the embedded gguf) resolved, else the default backend."""
+    name = (configured or DEFAULT_BACKEND).strip().lower()
+    return ALIASES.get(name, name)
+
+
 def names_running(runs: Runs) -> frozenset[str]:
     """The backends whose model runs there (e.g. every backend an image's Ollama serves)."""
     return frozenset(d.name for d in DECLARATIONS if d.runs == runs)

@@ -19,7 +19,6 @@ the user must see. A stream falls back (or retries) only before its first delta.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from kdeps.addresses import is_loopback
 from kdeps.llm import transport
 from kdeps.llm.errors import InvalidResponseError, LLMConnectionError, LLMError, LLMTimeoutError
 from kdeps.llm.registry import (
@@ -231,21 +231,12 @@ def _next_wait(call: _Call, error: LLMError, attempt: int, request: ChatRequest,
     """Seconds to wait before another attempt, or None to give up now."""
     if not error.retryable:
         return None
-    if isinstance(error, LLMConnectionError) and not call.explicit and _loopback(endpoint.base_url):
+    if isinstance(error, LLMConnectionError) and not call.explicit and is_loopback(
+            urlsplit(endpoint.base_url).hostname or ""):
         return None  # a local server that is not running will not start in the next second
     if attempt >= 2 and _repeats(error, request):
         return None  # one more try covers a fluke; more cannot change the answer
     return call.policy.next_wait(attempt, error.retry_after, call.deadline - time.monotonic())
-
-
-def _loopback(url: str | None) -> bool:
-    host = (urlsplit(url).hostname or "") if url else ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _repeats(error: LLMError, request: ChatRequest) -> bool:

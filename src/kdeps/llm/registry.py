@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from kdeps.llm.catalog import ALIASES, BY_NAME, DEFAULT_BACKEND, Declaration
+from kdeps.llm.catalog import BY_NAME, Declaration, default_backend
 from kdeps.llm.errors import AuthError, BadRequestError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta
 
@@ -123,8 +123,7 @@ def resolve_endpoint(name: str | None, *, base_url: str | None, api_key: str | N
     in-process backend gets `workdir`, where relative model paths resolve. Key: the block's `apiKey`,
     else the declared variable. UnknownBackendError or AuthError (no key) before any call."""
     if not name:
-        name = (env("KDEPS_DEFAULT_BACKEND") or DEFAULT_BACKEND).strip().lower()
-        name = ALIASES.get(name, name)
+        name = default_backend(env("KDEPS_DEFAULT_BACKEND"))
     info = backend_info(name.strip().lower())
     if info.runs == "in_process":
         url = workdir

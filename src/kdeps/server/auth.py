@@ -11,7 +11,6 @@ API responses carry KDeps' security headers, including a strict Content-Security
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import yaml
 from starlette.types import Message, Send
 
+from kdeps.addresses import is_loopback
 from kdeps.errors import KdepsError
 from kdeps.server.config import RouteSpec, resolve_auth_token
 from kdeps.server.routing import Router
@@ -70,17 +70,6 @@ def resolve_token(auth_token: str | None, agent_env: dict[str, str] | None = Non
     if auth_token:
         return resolve_auth_token(auth_token, agent_env)
     return (os.environ.get(TOKEN_ENV) or "").strip() or _config_token()
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    text = host.strip().strip("[]").lower()
-    if text == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return False
 
 
 def require_token(has_token: bool, host: str) -> None:

@@ -14,7 +14,7 @@ from kdeps.engine.request import GENERIC_UPLOAD_NAMES
 from kdeps.engine.validation import field_rules
 from kdeps.errors import ExprError
 from kdeps.expr import compile_template
-from kdeps.expr.parser import Node, parse
+from kdeps.expr.parser import Node, parse, walk
 from kdeps.server.config import ServerSettings
 from kdeps.spec.graph import reachable_order
 from kdeps.spec.models import Chat, FieldRule
@@ -188,17 +188,7 @@ def _calls(text: str) -> Iterator[Node]:
             root = parse(source)
         except ExprError:
             continue
-        yield from (n for n in _walk(root) if n.kind == "call" and isinstance(n.args[0], str))
-
-
-def _walk(node: Any) -> Iterator[Node]:
-    if isinstance(node, Node):
-        yield node
-        for arg in node.args:
-            yield from _walk(arg)
-    elif isinstance(node, list | tuple):
-        for item in node:
-            yield from _walk(item)
+        yield from (n for n in walk(root) if n.kind == "call" and isinstance(n.args[0], str))
 
 
 # -- the OpenAPI document ---------------------------------------------------------------------------

@@ -9,13 +9,13 @@ are public and what describes the agent needs the token."""
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdeps.addresses import is_loopback
 from kdeps.server.config import ServerSettings
 from kdeps.server.openapi import describe_routes, openapi_document
 
@@ -104,7 +104,7 @@ class Playground:
 
     def allowed(self, headers: dict[str, str], ip: str) -> bool:
         """With a token configured: everyone (the data needs the token). Without: loopback only."""
-        return self.token is not None or (_loopback_ip(ip) and _loopback_host(headers.get("host", "")))
+        return self.token is not None or (is_loopback(ip) and _loopback_host(headers.get("host", "")))
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         if self.token is None:
@@ -156,20 +156,13 @@ def _swagger_dir() -> Path | None:
     return Path(swagger_ui.static_path)
 
 
-def _loopback_ip(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
-
-
 def _loopback_host(host: str) -> bool:
     name = host.strip().lower()
     if name.startswith("["):
         name = name[1:].partition("]")[0]
     elif name.count(":") == 1:
         name = name.partition(":")[0]
-    return name in ("localhost", "::1") or name.endswith(".localhost") or _loopback_ip(name)
+    return name.endswith(".localhost") or is_loopback(name)
 
 
 def _json(value: Any) -> bytes:

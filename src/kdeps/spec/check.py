@@ -13,7 +13,7 @@ from typing import Any
 from kdeps.errors import ExprError, SpecError
 from kdeps.expr import compile_template
 from kdeps.expr.builtins import BUILTINS, PREDICATE_BUILTINS
-from kdeps.expr.parser import Node, parse
+from kdeps.expr.parser import Node, parse, walk
 from kdeps.spec.yamlio import Document, Path_
 
 # Blocks whose strings the engine renders; identity and descriptions are never evaluated.
@@ -67,7 +67,7 @@ def _strings(doc: Document, base: tuple[str, ...]) -> Iterator[tuple[Path_, str]
 
 def _names(root: Node, file: str, line: int, col: int, action_ids: set[str],
            errors: list[SpecError], warnings: list[SpecError]) -> None:
-    for node in _walk(root):
+    for node in walk(root):
         if node.kind != "call":
             continue
         name = node.args[0]
@@ -81,16 +81,6 @@ def _names(root: Node, file: str, line: int, col: int, action_ids: set[str],
                 close = difflib.get_close_matches(key, action_ids, n=1, cutoff=0.8)
                 if close:
                     warnings.append(SpecError(f"get('{key}') names no resource", file, line, col, close[0]))
-
-
-def _walk(node: Any) -> Iterator[Node]:
-    if isinstance(node, Node):
-        yield node
-        for arg in node.args:
-            yield from _walk(arg)
-    elif isinstance(node, list | tuple):
-        for item in node:
-            yield from _walk(item)
 
 
 def _one_line(exc: ExprError) -> str:
