@@ -28,9 +28,9 @@ import yaml
 from kdeps.deploy.dockerfile import AGENT_DIR, APP_UID, HEADER_MARK
 from kdeps.deploy.ollama import OLLAMA_BACKENDS, OLLAMA_DEFAULT_PORT, needs_ollama
 from kdeps.deploy.plan import BuildPlan, plan_build
+from kdeps.deploy.usage import chat_calls, env_ref, key_variable
 from kdeps.errors import KdepsError
 from kdeps.llm.catalog import default_backend
-from kdeps.llm.registry import backend_info
 from kdeps.server.config import SESSION_URL_ENV
 from kdeps.server.runner import GRACEFUL_SHUTDOWN_SECONDS as DRAIN_SECONDS
 
@@ -51,7 +51,6 @@ OLLAMA_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu":
 REDIS_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 OLLAMA_STORAGE = "20Gi"
 
-_ENV_GET = re.compile(r"""^\{\{\s*get\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*,\s*['"]env['"]\s*\)\s*\}\}$""")
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 _RESOURCE_KEYS = {"cpuLimit": ("limits", "cpu"), "memoryLimit": ("limits", "memory"),
                   "cpuRequest": ("requests", "cpu"), "memoryRequest": ("requests", "memory")}
@@ -87,12 +86,6 @@ def _label_value(value: str) -> str:
     return cleaned or "unknown"
 
 
-def _env_ref(value: Any) -> str | None:
-    """NAME when `value` is exactly `{{ get('NAME', 'env') }}`."""
-    match = _ENV_GET.match(str(value).strip()) if value else None
-    return match.group(1) if match else None
-
-
 def _default_backend(agent_env: dict[str, str]) -> str:
     return default_backend(agent_env.get("KDEPS_DEFAULT_BACKEND"))
 
@@ -108,32 +101,17 @@ class _Usage:
 
 def chat_usage(project: Any) -> _Usage:
     """Backends, API-key variables and Ollama models of every chat block and its fallbacks."""
-    agent = project.workflow.settings.agent_settings
-    default = _default_backend({str(k): str(v) for k, v in (agent.env or {}).items()})
+    env = {str(k): str(v) for k, v in project.workflow.settings.agent_settings.env.items()}
     usage = _Usage()
-
-    def add(backend: str, api_key: str | None, model: str | None) -> None:
-        usage.backends.add(backend)
-        if api_key:  # the block names its key: a variable when it is a get('X','env') template
-            var = _env_ref(api_key)
-        else:
-            try:
-                var = backend_info(backend).env_var
-            except KdepsError:
-                var = None
+    for call in chat_calls(project, env):
+        usage.backends.add(call.backend)
+        var = key_variable(call)
         if var and var not in usage.key_vars:
             usage.key_vars.append(var)
-        if backend in OLLAMA_BACKENDS and model and "{{" not in model and model not in usage.ollama_models:
+        model = call.model
+        known = bool(model) and "{{" not in model  # a model chosen per request cannot be pulled ahead
+        if call.backend in OLLAMA_BACKENDS and known and model not in usage.ollama_models:
             usage.ollama_models.append(model)
-
-    for resource in project.resources.values():
-        for chat in resource.chats():
-            primary = (chat.backend or default).strip().lower()
-            add(primary, chat.api_key, chat.model)
-            for fb in chat.fallback:
-                backend = (fb.backend or primary).strip().lower()
-                key = fb.api_key if fb.backend else (fb.api_key or chat.api_key)
-                add(backend, key, fb.model or chat.model)
     return usage
 
 
@@ -282,7 +260,7 @@ def plan_k8s(project: Any, *, image: str | None = None, replicas: int | None = N
     models = list(dict.fromkeys([*(str(m) for m in agent.models), *usage.ollama_models]))
 
     secret_keys = list(usage.key_vars)
-    token_var = _env_ref(project.workflow.settings.api_server.auth_token)
+    token_var = env_ref(project.workflow.settings.api_server.auth_token)
     for var in ([token_var] if token_var else []) + plan.runtime_env:
         if var not in secret_keys:
             secret_keys.append(var)
@@ -294,7 +272,7 @@ def plan_k8s(project: Any, *, image: str | None = None, replicas: int | None = N
     if ollama:
         ollama_url = f"http://{name}-ollama:{OLLAMA_DEFAULT_PORT}"
         config["OLLAMA_HOST"] = ollama_url
-        if (url_var := _env_ref(agent.ollama_url)) is not None:
+        if (url_var := env_ref(agent.ollama_url)) is not None:
             config[url_var] = ollama_url
         elif agent.ollama_url:
             warnings.append(f"agentSettings.ollamaUrl is {agent.ollama_url!r}; in the cluster Ollama is "
