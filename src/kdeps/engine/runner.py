@@ -17,6 +17,7 @@ from kdeps.engine.scope import AgentInfo, LoopState, RequestState, ResourceRecor
 from kdeps.engine.validation import check_input, error_body
 from kdeps.errors import ExprError, InputValidationError, KdepsError, PreflightError, ResourceError
 from kdeps.expr import Env, Program, evaluate, render
+from kdeps.expr.template import unbrace
 from kdeps.spec.graph import reachable_order
 from kdeps.spec.plan import Action, LoopPlan, ResourcePlan, Step
 from kdeps.spec.units import next_fire_time
@@ -357,10 +358,7 @@ def _eval(scope: Scope, source: Any, variables: dict[str, Any] | None = None) ->
     """An always-expression field: plain source, or a whole `{{ }}` template."""
     if not isinstance(source, str):
         return source
-    text = source.strip()
-    if text.startswith("{{") and text.endswith("}}") and "{{" not in text[2:]:
-        return evaluate(text[2:-2].strip(), _env(scope, variables))
-    return evaluate(text, _env(scope, variables))
+    return evaluate(unbrace(source), _env(scope, variables))
 
 
 def scope_render(scope: Scope, value: Any, variables: dict[str, Any] | None = None, *,

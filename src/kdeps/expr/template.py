@@ -89,6 +89,14 @@ def _expression_at(text: str, start: int) -> tuple[Program, int]:
     raise first_error
 
 
+def unbrace(source: str) -> str:
+    """The expression of an always-expression field, written bare or as one whole `{{ }}`."""
+    text = source.strip()
+    if text.startswith("{{") and text.endswith("}}") and "{{" not in text[2:]:
+        return text[2:-2].strip()
+    return text
+
+
 def is_bare_expression(text: str, env: Env) -> bool:
     """True when `text` (no `{{`) is an expression KDeps evaluates without braces.
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kdeps.expr import Program, compile_expression
+from kdeps.expr.template import unbrace
 from kdeps.spec.models import (
     ApiResponse,
     Chat,
@@ -120,19 +121,11 @@ class ResourcePlan:
 
 
 def _compiled(sources: list[str]) -> tuple[tuple[str, Program], ...]:
-    return tuple((s, compile_expression(_unbrace(s))) for s in sources)
-
-
-def _unbrace(source: str) -> str:
-    """An always-expression field may be written bare or as one whole `{{ }}`."""
-    text = source.strip()
-    if text.startswith("{{") and text.endswith("}}") and "{{" not in text[2:]:
-        return text[2:-2].strip()
-    return text
+    return tuple((s, compile_expression(unbrace(s))) for s in sources)
 
 
 def _expr_step(source: str) -> Step:
-    return Step(source=source, program=compile_expression(_unbrace(source)))
+    return Step(source=source, program=compile_expression(unbrace(source)))
 
 
 def _action_of(block: Any, kinds: tuple[ActionKind, ...] = _PRIMARY) -> Action | None:
@@ -247,5 +240,5 @@ def from_flat(resource: FlatResource, file: Path, line: int) -> ResourcePlan:
 def _loop(loop: Loop | None) -> LoopPlan | None:
     if loop is None:
         return None
-    condition = compile_expression(_unbrace(loop.while_)) if loop.while_ else None
+    condition = compile_expression(unbrace(loop.while_)) if loop.while_ else None
     return LoopPlan(condition, loop.while_, loop.max_iterations, float(loop.every or 0), tuple(loop.at))
