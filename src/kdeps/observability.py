@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from kdeps.errors import KdepsError
@@ -88,28 +87,40 @@ def end_request(handle: Any, status: int, route: str | None) -> None:
 
 # -- one resource --------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def resource(aid: str, plan: Any, state: Any) -> Iterator[None]:
+class resource:
     """Around one resource of one request: its log line, metrics and span."""
-    from kdeps.server import metrics
 
-    started = time.perf_counter()
-    span = None
-    if _tracer is not None:
-        span = _tracer.start_span(f"resource {aid}", attributes={
-            "kdeps.resource": aid, "code.filepath": str(getattr(plan, "file", "")),
-            "code.lineno": int(getattr(plan, "line", 0) or 0)})
-    request_id = getattr(getattr(state, "request", None), "request_id", None)
-    try:
-        if span is not None:
+    __slots__ = ("aid", "plan", "span", "started", "state", "used")
+
+    def __init__(self, aid: str, plan: Any, state: Any) -> None:
+        self.aid, self.plan, self.state = aid, plan, state
+        self.span: Any = None
+        self.used: Any = None
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+        if _tracer is not None:
             from opentelemetry import trace
 
-            with trace.use_span(span, end_on_exit=False):
-                yield
+            self.span = _tracer.start_span(f"resource {self.aid}", attributes={
+                "kdeps.resource": self.aid, "code.filepath": str(getattr(self.plan, "file", "")),
+                "code.lineno": int(getattr(self.plan, "line", 0) or 0)})
+            self.used = trace.use_span(self.span, end_on_exit=False)
+            self.used.__enter__()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self.used is not None:
+            self.used.__exit__(kind, exc, tb)
+        if exc is not None:
+            self._failed(exc)
         else:
-            yield
-    except BaseException as exc:
-        seconds = time.perf_counter() - started
+            self._done()
+
+    def _failed(self, exc: BaseException) -> None:
+        from kdeps.server import metrics  # prometheus is imported only by what serves or runs
+
+        aid, span = self.aid, self.span
+        seconds = time.perf_counter() - self.started
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         metrics.resource_done(aid, "error", seconds)
         backend = _llm_backend(exc)
@@ -118,30 +129,38 @@ def resource(aid: str, plan: Any, state: Any) -> Iterator[None]:
         if run_log.isEnabledFor(logging.INFO):
             run_log.info("resource %s failed in %.1f ms: %s", aid, seconds * 1000, message,
                          extra={"resource": aid, "status": "error", "durationMs": round(seconds * 1000, 2),
-                                "requestId": request_id, **_where(plan)})
+                                "requestId": _request_id(self.state), **_where(self.plan)})
         if span is not None:
             from opentelemetry import trace
 
             span.set_status(trace.Status(trace.StatusCode.ERROR, message[:200]))
             span.end()
-        raise
-    seconds = time.perf_counter() - started
-    record = getattr(state, "records", {}).get(aid)
-    meta = getattr(record, "meta", {}) or {}
-    status = str(meta.get("status") or "ok")  # ok, skipped, or error (handled by onError)
-    metrics.resource_done(aid, status, seconds)
-    usage = meta.get("usage")
-    if isinstance(usage, dict) and usage.get("backend"):
-        metrics.llm_used(usage)
+
+    def _done(self) -> None:
+        from kdeps.server import metrics
+
+        aid, span = self.aid, self.span
+        seconds = time.perf_counter() - self.started
+        record = getattr(self.state, "records", {}).get(aid)
+        meta = getattr(record, "meta", {}) or {}
+        status = str(meta.get("status") or "ok")  # ok, skipped, or error (handled by onError)
+        metrics.resource_done(aid, status, seconds)
+        usage = meta.get("usage")
+        if isinstance(usage, dict) and usage.get("backend"):
+            metrics.llm_used(usage)
+            if span is not None:
+                _llm_span(span, usage)
+        if run_log.isEnabledFor(logging.INFO):
+            run_log.info("resource %s %s in %.1f ms", aid, status, seconds * 1000,
+                         extra={"resource": aid, "status": status, "durationMs": round(seconds * 1000, 2),
+                                "requestId": _request_id(self.state)})
         if span is not None:
-            _llm_span(span, usage)
-    if run_log.isEnabledFor(logging.INFO):
-        run_log.info("resource %s %s in %.1f ms", aid, status, seconds * 1000,
-                     extra={"resource": aid, "status": status, "durationMs": round(seconds * 1000, 2),
-                            "requestId": request_id})
-    if span is not None:
-        span.set_attribute("kdeps.resource.status", status)
-        span.end()
+            span.set_attribute("kdeps.resource.status", status)
+            span.end()
+
+
+def _request_id(state: Any) -> Any:
+    return getattr(getattr(state, "request", None), "request_id", None)
 
 
 def _where(plan: Any) -> dict[str, Any]:

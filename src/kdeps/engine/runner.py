@@ -8,16 +8,25 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from kdeps import observability
 from kdeps.actions import get_action
 from kdeps.engine.request import RequestData, ResponseData
-from kdeps.engine.scope import AgentInfo, LoopState, RequestState, ResourceRecord, Scope, agent_env
+from kdeps.engine.scope import (
+    KNOWN_NAMES,
+    AgentInfo,
+    LoopState,
+    RequestState,
+    ResourceRecord,
+    Scope,
+    agent_env,
+)
 from kdeps.engine.validation import check_input, error_body
 from kdeps.errors import ExprError, InputValidationError, KdepsError, PreflightError, ResourceError
 from kdeps.expr import Env, Program, evaluate, render
-from kdeps.expr.template import unbrace
+from kdeps.expr.template import is_bare_expression, unbrace
 from kdeps.spec.graph import reachable_order
 from kdeps.spec.plan import Action, LoopPlan, ResourcePlan, Step
 from kdeps.spec.units import next_fire_time
@@ -304,9 +313,15 @@ class ActionRun:
         self.project = engine.project
         self.workflow_dir = engine.project.root
         self.request = scope.state.request
-        self.log = logging.getLogger(f"kdeps.resource.{aid}")
+        self.log = _resource_log(aid)
 
     def render(self, value: Any, *, bare: bool = True) -> Any:
+        cls = value.__class__
+        if cls is str:
+            if _is_literal(value) if bare else "{{" not in value:
+                return value
+        elif cls in _SCALARS:
+            return value
         return scope_render(self.scope, value, bare=bare)
 
     def evaluate(self, source: str) -> Any:
@@ -335,6 +350,20 @@ class ActionRun:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+_SCALARS = frozenset({bool, int, float, type(None)})
+
+
+@lru_cache(maxsize=4096)
+def _is_literal(text: str) -> bool:
+    """True when `text` renders to itself in an action's environment (no `{{`, not a bare
+    expression): decided once per text, not once per request."""
+    return "{{" not in text and not is_bare_expression(text, KNOWN_NAMES)
+
+
+@lru_cache(maxsize=1024)
+def _resource_log(aid: str) -> logging.Logger:
+    return logging.getLogger(f"kdeps.resource.{aid}")
+
 def _env(scope: Scope, variables: dict[str, Any] | None = None) -> Env:
     cached: Env | None = getattr(scope, "_env", None)
     if cached is None or variables:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from kdeps import fastjson
 from kdeps.llm.backends.base import HttpCall
 from kdeps.llm.errors import InvalidResponseError, LLMConnectionError, LLMTimeoutError
 
@@ -120,12 +121,16 @@ def _remaining(deadline: float, backend: str, url: str) -> float:
     return left
 
 
+# the whole deadline is the asyncio.timeout around the call; aiohttp only caps the connect
+_CONNECT_ONLY = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+
+
 def _timeout(left: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=left, sock_connect=min(left, CONNECT_TIMEOUT))
 
 
 def _encode(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return fastjson.dumps(body)
 
 
 def _headers(call: HttpCall, accept: str) -> dict[str, str]:
@@ -191,7 +196,7 @@ async def post_json(call: HttpCall, deadline: float, *, backend: str = "") -> tu
     try:
         async with asyncio.timeout(left), session.post(
             call.url, data=_encode(call.body), headers=_headers(call, "application/json"),
-            params=call.params or None, timeout=_timeout(left), allow_redirects=True,
+            params=call.params or None, timeout=_CONNECT_ONLY,
         ) as response:
             raw = await _read_capped(response, backend, call.url)
             status, headers = response.status, response.headers
@@ -199,7 +204,7 @@ async def post_json(call: HttpCall, deadline: float, *, backend: str = "") -> tu
         raise _translate(exc, backend, call.url, left) from None
     if 200 <= status < 300:
         try:
-            return status, headers, json.loads(raw), ""
+            return status, headers, fastjson.loads(raw), ""
         except ValueError:
             shown = raw[:200].decode("utf-8", errors="replace")
             raise InvalidResponseError(

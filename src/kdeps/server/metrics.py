@@ -29,6 +29,18 @@ if CollectorRegistry is not None:
     LLM_ERRORS = Counter("kdeps_llm_errors", "LLM calls that failed.", ["backend"], registry=REGISTRY)
 
 
+# children by label values: prometheus' own labels() validates and locks on every call
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def available() -> bool:
     return CollectorRegistry is not None
 
@@ -37,28 +49,28 @@ def request_done(method: str, route: str | None, status: int, seconds: float) ->
     if CollectorRegistry is None:
         return
     label = route or "unmatched"  # never the raw path: its values are unbounded
-    REQUESTS.labels(method, label, str(status)).inc()
-    REQUEST_SECONDS.labels(method, label).observe(seconds)
+    _child(REQUESTS, method, label, str(status)).inc()
+    _child(REQUEST_SECONDS, method, label).observe(seconds)
 
 
 def resource_done(resource: str, status: str, seconds: float) -> None:
     if CollectorRegistry is not None:
-        RESOURCE_SECONDS.labels(resource, status).observe(seconds)
+        _child(RESOURCE_SECONDS, resource, status).observe(seconds)
 
 
 def llm_used(usage: dict[str, Any]) -> None:
     if CollectorRegistry is None:
         return
     backend, model = str(usage.get("backend")), str(usage.get("model") or "")
-    LLM_TOKENS.labels(backend, model, "input").inc(int(usage.get("input_tokens") or 0))
-    LLM_TOKENS.labels(backend, model, "output").inc(int(usage.get("output_tokens") or 0))
-    LLM_CALLS.labels(backend, model, str(usage.get("finish_reason") or "")).inc(
+    _child(LLM_TOKENS, backend, model, "input").inc(int(usage.get("input_tokens") or 0))
+    _child(LLM_TOKENS, backend, model, "output").inc(int(usage.get("output_tokens") or 0))
+    _child(LLM_CALLS, backend, model, str(usage.get("finish_reason") or "")).inc(
         max(1, int(usage.get("calls") or 1)))
 
 
 def llm_error(backend: str) -> None:
     if CollectorRegistry is not None:
-        LLM_ERRORS.labels(backend).inc()
+        _child(LLM_ERRORS, backend).inc()
 
 
 def exposition() -> tuple[bytes, str]:

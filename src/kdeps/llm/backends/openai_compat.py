@@ -33,6 +33,7 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -76,6 +77,41 @@ COMPLETION_TOKENS_MODELS = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5)", re.IGNOREC
 when reached through a compatible gateway."""
 
 
+@lru_cache(maxsize=256)
+def _host_path(base_url: str) -> tuple[str, str]:
+    parts = urlsplit(base_url.strip())
+    return (parts.hostname or "").lower(), parts.path
+
+
+@lru_cache(maxsize=256)
+def _chat_url(provider_path: str, base: str, model: str) -> tuple[str, tuple[tuple[str, str], ...], bool]:
+    """The chat URL, its query and whether it is Azure, for a base URL (see the module's URL rule);
+    cached: the same few bases and models come back on every request."""
+    parts = urlsplit(base.strip())
+    path = parts.path.rstrip("/")
+    query = dict(parse_qsl(parts.query))
+    host = (parts.hostname or "").lower()
+    azure = host.endswith(_AZURE_HOSTS) or "/openai/deployments/" in path + "/"
+    if azure:
+        if path.endswith(_CHAT):
+            path = path[: -len(_CHAT)]
+        if path.endswith("/openai/v1"):
+            pass
+        else:
+            if "/deployments/" not in path:
+                path = f"{path}/openai/deployments/{model}"
+            query.setdefault("api-version", AZURE_API_VERSION)
+        path += _CHAT
+    elif not path.endswith(_CHAT):
+        prefix = provider_path[: -len(_CHAT)]
+        last = path.rsplit("/", 1)[-1]
+        if (prefix and path.endswith(prefix)) or _VERSION_SEGMENT.match(last):
+            path += _CHAT
+        else:
+            path += provider_path
+    return urlunsplit((parts.scheme, parts.netloc, path, "", "")), tuple(query.items()), azure
+
+
 class OpenAICompatBackend(Backend):
     """One OpenAI-compatible provider; subclasses only set the class attributes."""
 
@@ -88,9 +124,8 @@ class OpenAICompatBackend(Backend):
         """The provider profile for a base URL: the provider's own, or the compatible-server one."""
         if self.foreign is None:
             return self.provider
-        parts = urlsplit(base_url.strip())
-        host = (parts.hostname or "").lower()
-        if host in self.own_hosts or host.endswith(_AZURE_HOSTS) or "/openai/deployments/" in parts.path:
+        host, path = _host_path(base_url)
+        if host in self.own_hosts or host.endswith(_AZURE_HOSTS) or "/openai/deployments/" in path:
             return self.provider
         return self.foreign
 
@@ -135,29 +170,8 @@ class OpenAICompatBackend(Backend):
         return HttpCall(url, headers, body, params)
 
     def _url(self, base: str, model: str) -> tuple[str, dict[str, str], bool]:
-        parts = urlsplit(base.strip())
-        path = parts.path.rstrip("/")
-        query = dict(parse_qsl(parts.query))
-        host = (parts.hostname or "").lower()
-        azure = host.endswith(_AZURE_HOSTS) or "/openai/deployments/" in path + "/"
-        if azure:
-            if path.endswith(_CHAT):
-                path = path[: -len(_CHAT)]
-            if path.endswith("/openai/v1"):
-                pass
-            else:
-                if "/deployments/" not in path:
-                    path = f"{path}/openai/deployments/{model}"
-                query.setdefault("api-version", AZURE_API_VERSION)
-            path += _CHAT
-        elif not path.endswith(_CHAT):
-            prefix = self.provider.path[: -len(_CHAT)]
-            last = path.rsplit("/", 1)[-1]
-            if (prefix and path.endswith(prefix)) or _VERSION_SEGMENT.match(last):
-                path += _CHAT
-            else:
-                path += self.provider.path
-        return urlunsplit((parts.scheme, parts.netloc, path, "", "")), query, azure
+        url, query, azure = _chat_url(self.provider.path, base, model)
+        return url, dict(query), azure
 
     def _response_format(self, request: ChatRequest, p: Provider) -> dict[str, Any] | None:
         schema = request.json_schema
