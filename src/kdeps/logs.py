@@ -13,6 +13,8 @@ import sys
 import time
 from typing import IO, Any
 
+from kdeps import fastjson
+
 LEVELS = ("warning", "info", "verbose", "debug")
 FORMATS = ("auto", "text", "json")
 
@@ -53,7 +55,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = getattr(record, "entry", None)
         if isinstance(entry, dict):  # an access line: already structured
-            return json.dumps(entry, default=str, separators=(",", ":"))
+            return _ascii_json(entry)
         out: dict[str, Any] = {"ts": _timestamp(record.created), "level": record.levelname.lower(),
                                "logger": record.name, "msg": record.getMessage()}
         for name in _FIELDS:
@@ -63,6 +65,15 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str, separators=(",", ":"))
+
+
+def _ascii_json(entry: dict[str, Any]) -> str:
+    """`json.dumps(entry, default=str, separators=(",", ":"))`, through orjson when that gives the
+    same text (it does unless there is non-ASCII text to escape, or a NaN)."""
+    data = fastjson.dumps(entry, default=str)
+    if data.isascii() and b"null" not in data:
+        return data.decode("ascii")
+    return json.dumps(entry, default=str, separators=(",", ":"))
 
 
 class TextFormatter(logging.Formatter):
@@ -95,6 +106,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: IO[str] | None = N
     """Route kdeps' and uvicorn's loggers to `stream` (stderr) at `level`, in `fmt`."""
     stream = stream or sys.stderr
     level = level_from_env(level)
+    # Nothing here shows the caller's file, thread or process: spare every record finding them.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None  # type: ignore[attr-defined]  # the documented switch for findCaller
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json(fmt, stream) else TextFormatter())
     numeric = {"warning": logging.WARNING, "info": logging.INFO, "verbose": logging.INFO,

@@ -39,6 +39,8 @@ log = logging.getLogger("kdeps.engine")
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_ACTION_TIMEOUT = 60.0
 _TIMEOUT_GRACE = 2.0  # actions enforce their own timeouts; the engine's is a backstop
+# actions that need no backstop: chat holds the whole call to ctx.deadline(); apiResponse never waits
+_OWN_DEADLINE = frozenset({"chat", "api_response"})
 
 
 _EXPRESSIONS_ONLY = {"status": "expressions_executed"}
@@ -291,6 +293,8 @@ class Engine:
     async def _action(self, plan: ResourcePlan, action: Action, scope: Scope, record: ResourceRecord,
                       emit: Emit | None, limit: float) -> Any:
         ctx = ActionRun(self, plan.action_id, scope, record, emit, asyncio.get_running_loop().time() + limit)
+        if action.kind in _OWN_DEADLINE:
+            return await get_action(action.kind)(ctx, action.config)
         async with asyncio.timeout(limit + _TIMEOUT_GRACE):
             return await get_action(action.kind)(ctx, action.config)
 

@@ -73,81 +73,8 @@ def app_from_env() -> ASGIApp:
 
 def http_protocol() -> Any:
     """The HTTP protocol `kdeps run` serves with: uvicorn's httptools protocol with the head and body
-    guards of kdeps.server.limits, sending each response head together with what follows it
-    (uvicorn's choice when httptools is missing)."""
-    return HeadHoldingProtocol if HeadHoldingProtocol is not None else "auto"
-
-
-class HeadHolder:
-    """A transport that holds a response head (uvicorn writes it alone) until the next write, so a
-    whole response leaves in one send instead of two; a head with nothing after it in the same
-    event-loop turn (a stream that starts later) leaves at the end of that turn. Everything else is
-    the wrapped transport's."""
-
-    __slots__ = ("_head", "_loop", "_transport")
-
-    def __init__(self, transport: Any, loop: Any) -> None:
-        self._transport, self._loop = transport, loop
-        self._head: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        head = self._head
-        if head is not None:
-            self._head = None
-            self._transport.write(head + data)
-        elif data.startswith(b"HTTP/"):
-            self._head = data
-            self._loop.call_soon(self.flush)
-        else:
-            self._transport.write(data)
-
-    def flush(self) -> None:
-        head = self._head
-        if head is not None:
-            self._head = None
-            if not self._transport.is_closing():
-                self._transport.write(head)
-
-    def writelines(self, chunks: Any) -> None:
-        self.write(b"".join(chunks))
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def write_eof(self) -> None:
-        self.flush()
-        self._transport.write_eof()
-
-    def get_write_buffer_size(self) -> int:
-        return int(self._transport.get_write_buffer_size()) + len(self._head or b"")
-
-    def is_closing(self) -> bool:
-        return bool(self._transport.is_closing())
-
-    def pause_reading(self) -> None:
-        self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._transport.resume_reading()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-_Guarded: Any = getattr(limits, "GuardedHttpToolsProtocol", None)
-HeadHoldingProtocol: Any = None
-if _Guarded is not None:
-
-    class HeadHoldingProtocol(_Guarded):  # type: ignore[no-redef]
-        """The guarded httptools protocol writing through a `HeadHolder` (module level: worker
-        processes unpickle the config that names it)."""
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(HeadHolder(transport, self.loop))
+    guards of kdeps.server.limits (uvicorn's choice when httptools is missing)."""
+    return getattr(limits, "GuardedHttpToolsProtocol", "auto")
 
 
 def _announce(host: str, port: int, settings: ServerSettings) -> None:
