@@ -26,6 +26,7 @@ MEASUREMENTS = {
     "p6": "bench.p6_gguf",
     "p7": "bench.p7_ttfb",
     "sec": "bench.security_cost",
+    "hotpath": "bench.hotpath",
 }
 # Scripts owned by other parts of the project, run as they are and their output kept.
 SCRIPTS = {

@@ -8,7 +8,6 @@ this is the figure to compare before and after a hot-path change:
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -25,13 +24,9 @@ from bench.common import (
     start_kdeps,
     start_passthrough,
 )
+from bench.hotpath import cpu_seconds
 
 CONCURRENCY = 10
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _send(target: Target, total: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +48,36 @@ class ResponseData:
     headers: dict[str, str] = field(default_factory=dict)
     session_changed: bool = False  # the server persists RequestData.session when True
     resources: list[str] | None = None  # actionIds that ran, for the access log
-    usage: dict[str, int] | None = None  # LLM tokens of the whole run: input_tokens, output_tokens
-    trace: list[dict[str, Any]] | None = None  # per resource: status, durationMs, backend, model, tokens
+    records: Mapping[str, Any] | None = None  # the run's ResourceRecords, read by `usage` and `trace`
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        """LLM tokens of the whole run (input_tokens, output_tokens), None when no model was called."""
+        records = (self.records or {}).values()
+        usages = [r.meta["usage"] for r in records if isinstance(r.meta.get("usage"), dict)]
+        if not usages:
+            return None
+        return {key: sum(int(u.get(key) or 0) for u in usages) for key in ("input_tokens", "output_tokens")}
+
+    @property
+    def trace(self) -> list[dict[str, Any]] | None:
+        """Per resource that ran: status, durationMs, backend, model, tokens (what the playground shows).
+        Built when read: most responses are never traced."""
+        if self.records is None:
+            return None
+        return [_trace_row(aid, record) for aid, record in self.records.items()]
+
+
+def _trace_row(aid: str, record: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"resource": aid, "status": record.meta.get("status"),
+                           "durationMs": record.meta.get("durationMs")}
+    usage = record.meta.get("usage")
+    if isinstance(usage, dict):
+        row.update({k: usage.get(k) for k in ("backend", "model", "input_tokens", "output_tokens",
+                                              "finish_reason") if usage.get(k) is not None})
+    if isinstance(record.meta.get("error"), dict):
+        row["error"] = record.meta["error"].get("message")
+    return row
 
 
 _INDEXED = re.compile(r".+\[(\d+)\]")

@@ -81,8 +81,7 @@ class Engine:
             response = self._response(state)
         response.session_changed = state.session_changed
         response.resources = list(state.records)
-        response.usage = _token_totals(state)
-        response.trace = [_trace_row(aid, r) for aid, r in state.records.items()]
+        response.records = state.records
         return response
 
     async def run(self, state: RequestState, *, emit: Emit | None = None,
@@ -436,26 +435,6 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
             return _first_error(exc)
         return exc
     return group
-
-
-def _token_totals(state: RequestState) -> dict[str, int] | None:
-    usages = [r.meta["usage"] for r in state.records.values() if isinstance(r.meta.get("usage"), dict)]
-    if not usages:
-        return None
-    return {key: sum(int(u.get(key) or 0) for u in usages) for key in ("input_tokens", "output_tokens")}
-
-
-def _trace_row(aid: str, record: ResourceRecord) -> dict[str, Any]:
-    """One resource of the run as the playground shows it."""
-    row: dict[str, Any] = {"resource": aid, "status": record.meta.get("status"),
-                           "durationMs": record.meta.get("durationMs")}
-    usage = record.meta.get("usage")
-    if isinstance(usage, dict):
-        row.update({k: usage.get(k) for k in ("backend", "model", "input_tokens", "output_tokens",
-                                              "finish_reason") if usage.get(k) is not None})
-    if isinstance(record.meta.get("error"), dict):
-        row["error"] = record.meta["error"].get("message")
-    return row
 
 
 def _llm_meta(state: RequestState) -> dict[str, Any]:
