@@ -108,7 +108,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: IO[str] | None = N
     level = level_from_env(level)
     # Nothing here shows the caller's file, thread or process: spare every record finding them.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    logging._srcfile = None  # type: ignore[attr-defined]  # the documented switch for findCaller
+    logging._srcfile = None  # the documented switch that skips findCaller
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json(fmt, stream) else TextFormatter())
     numeric = {"warning": logging.WARNING, "info": logging.INFO, "verbose": logging.INFO,
