@@ -141,8 +141,8 @@ class resource:
 
         aid, span = self.aid, self.span
         seconds = time.perf_counter() - self.started
-        record = getattr(self.state, "records", {}).get(aid)
-        meta = getattr(record, "meta", {}) or {}
+        record = self.state.records.get(aid)
+        meta = record.meta if record is not None else {}
         status = str(meta.get("status") or "ok")  # ok, skipped, or error (handled by onError)
         metrics.resource_done(aid, status, seconds)
         usage = meta.get("usage")

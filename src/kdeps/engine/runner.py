@@ -139,16 +139,19 @@ class Engine:
         try:
             scope = Scope(state, aid, plan, items=arguments)
             _check_restrictions(plan, state.request)
-            if any(_truthy(_run(aid, source, program, scope)) for source, program in plan.skip):
+            if plan.skip and any(_truthy(_run(aid, source, program, scope)) for source, program in plan.skip):
                 raise Skipped
-            self._check(plan, scope)
+            if plan.check is not None:
+                self._check(plan, scope)
             if plan.validation is not None:
                 check_input(plan.validation, scope.request_data(), lambda source: _eval(scope, source),
                             resource=aid)
-            try:
-                items = self._items(plan, scope)
-            except ExprError as err:
-                raise ResourceError(aid, f"expression error in items: {err}", 500) from None
+            items = None
+            if plan.items is not None:
+                try:
+                    items = self._items(plan, scope)
+                except ExprError as err:
+                    raise ResourceError(aid, f"expression error in items: {err}", 500) from None
             if plan.loop is not None:
                 record.output = await self._loop(plan, plan.loop, scope, record, emit)
             elif items is None:
@@ -325,6 +328,8 @@ class ActionRun:
                 return value
         elif cls in _SCALARS:
             return value
+        elif cls is dict and not value:
+            return {}
         return scope_render(self.scope, value, bare=bare)
 
     def evaluate(self, source: str) -> Any:

@@ -343,10 +343,11 @@ class HostFunctions(Mapping[str, Any]):
     """The host functions of one scope, built only when an expression looks one up: the engine makes
     a scope per resource run, and most expressions use one or two of these names."""
 
-    __slots__ = ("_scope",)
+    __slots__ = ("_accessors", "_scope")
 
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
+        self._accessors: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
         scope = self._scope
@@ -372,13 +373,16 @@ class HostFunctions(Mapping[str, Any]):
                 "count": lambda: loop.index + 1 if loop else None,
                 "results": lambda: list(loop.results) if loop else [],
             }
+        namespace: dict[str, Callable[..., Any]] | None = self._accessors.get(name)
+        if namespace is not None:  # `llm.response('a')` in several fields: one namespace per scope
+            return namespace
         members = _ACCESSORS.get(name)
         if members is None:
             raise KeyError(name)
-        namespace: dict[str, Callable[..., Any]] = {
-            member: partial(_recorded, scope, key) for member, key in members.items()}
+        namespace = {member: partial(_recorded, scope, key) for member, key in members.items()}
         if name == "http":
             namespace["responseHeader"] = scope.response_header
+        self._accessors[name] = namespace
         return namespace
 
     def __contains__(self, name: object) -> bool:
