@@ -307,10 +307,15 @@ _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object", "required": ["success", "error"],
         "properties": {"success": {"const": False}, "error": {
-            "type": "object", "required": ["message"],
-            "properties": {"message": {"type": "string"}, "code": {"type": ["integer", "string"]},
-                           "resource": {"type": "string"}, "requestId": {"type": "string"}}}},
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "resource": {"type": "string"}, "resourceId": {"type": "string"}}},
+                       "meta": {"$ref": "#/components/schemas/RequestMeta"}},
     },
+    "RequestMeta": {
+        "type": "object",
+        "properties": {"requestID": {"type": "string"}, "timestamp": {"type": "string"},
+                       "path": {"type": "string"}, "method": {"type": "string"}}},
     "ValidationError": {
         "type": "object", "required": ["success", "error"],
         "properties": {"success": {"const": False}, "error": {
@@ -321,6 +326,6 @@ _SCHEMAS: dict[str, Any] = {
                                "type": "object", "properties": {"field": {"type": "string"},
                                                                 "type": {"type": "string"},
                                                                 "message": {"type": "string"}}}}}}}},
-                       "meta": {"type": "object"}},
+                       "meta": {"$ref": "#/components/schemas/RequestMeta"}},
     },
 }
