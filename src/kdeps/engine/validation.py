@@ -30,7 +30,7 @@ from kdeps.engine.request import RequestData
 from kdeps.errors import InputValidationError, KdepsError
 from kdeps.expr.builtins import op_matches
 from kdeps.expr.values import go_float, type_name
-from kdeps.spec.models import FieldRule, InputValidation
+from kdeps.spec.resources import FieldRule, InputValidation
 
 Problem = dict[str, Any]
 
