@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from kdeps.engine.request import RequestData
 from kdeps.errors import InputValidationError, KdepsError
-from kdeps.expr.builtins import op_matches
+from kdeps.expr.builtins.operators import op_matches
 from kdeps.expr.values import go_float, type_name
 from kdeps.spec.resources import FieldRule, InputValidation
 

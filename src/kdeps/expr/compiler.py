@@ -15,17 +15,8 @@ from typing import Any
 
 from kdeps.errors import ExprError, KdepsError
 from kdeps.expr import values as V
-from kdeps.expr.builtins import (
-    ARITY,
-    BUDGETED,
-    BUILTINS,
-    PREDICATE_BUILTINS,
-    op_contains,
-    op_ends_with,
-    op_in,
-    op_matches,
-    op_starts_with,
-)
+from kdeps.expr.builtins import ARITY, BUDGETED, BUILTINS, PREDICATE_BUILTINS
+from kdeps.expr.builtins.operators import op_contains, op_ends_with, op_in, op_matches, op_starts_with
 from kdeps.expr.gotime import format_time
 from kdeps.expr.parser import Node, parse
 from kdeps.expr.runtime import ACTIVE, Env, Frame, active_frame
