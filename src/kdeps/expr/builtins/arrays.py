@@ -141,6 +141,7 @@ def b_flatten(items: Any) -> list[Any]:
 
 
 def sort_order(fn: str, order: Any) -> bool:
+    """True for a descending `order` argument ('desc'), False for 'asc' or none."""
     if order is None or order == "asc":
         return False
     if order == "desc":
@@ -152,6 +153,7 @@ MAX_SORT = 100_000  # items one sort may order: more cannot fit in the evaluatio
 
 
 def sort_by_keys(fn: str, values: list[Any], keys: list[Any], reverse: bool) -> list[Any]:
+    """`values` ordered by their `keys` (expr-lang's order; stable), for sort() and sortBy()."""
     if len(keys) > MAX_SORT:
         raise ExprError(f"{fn}() of {len(keys)} items is over the limit of {MAX_SORT}")
     tick = Ticker().tick
