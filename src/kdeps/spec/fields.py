@@ -63,16 +63,14 @@ def _method(value: Any) -> Any:
             "invalid HTTP method {value}; expected one of: {allowed}",
             {"value": value, "allowed": ", ".join(HTTP_METHODS)},
         )
-    if isinstance(value, str):
-        upper = value.strip().upper()
-        if upper not in HTTP_METHODS:
-            raise PydanticCustomError(
-                "http_method",
-                "invalid HTTP method '{value}'; expected one of: {allowed}",
-                {"value": value, "allowed": ", ".join(HTTP_METHODS)},
-            )
-        return upper
-    return value
+    upper = value.strip().upper()
+    if upper not in HTTP_METHODS:
+        raise PydanticCustomError(
+            "http_method",
+            "invalid HTTP method '{value}'; expected one of: {allowed}",
+            {"value": value, "allowed": ", ".join(HTTP_METHODS)},
+        )
+    return upper
 
 
 def _backend(value: Any) -> Any:
