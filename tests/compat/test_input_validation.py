@@ -14,7 +14,7 @@ from kdeps.engine.scope import RequestState, Scope
 from kdeps.engine.validation import check_input
 from kdeps.errors import InputValidationError, KdepsError
 from kdeps.expr import evaluate
-from kdeps.spec.models import InputValidation
+from kdeps.spec.resources import InputValidation
 
 
 def rules(text: str) -> InputValidation:

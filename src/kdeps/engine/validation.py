@@ -27,9 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kdeps.errors import InputValidationError, KdepsError
-from kdeps.expr.builtins import op_matches
+from kdeps.expr.builtins.operators import op_matches
 from kdeps.expr.values import go_float, type_name
-from kdeps.spec.models import FieldRule, InputValidation
+from kdeps.spec.resources import FieldRule, InputValidation
 
 Problem = dict[str, Any]
 

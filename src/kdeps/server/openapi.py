@@ -16,9 +16,10 @@ from kdeps.errors import ExprError
 from kdeps.expr import compile_template
 from kdeps.expr.parser import Node, parse, walk
 from kdeps.server.config import ServerSettings
+from kdeps.spec.actions import Chat
 from kdeps.spec.graph import reachable_order
-from kdeps.spec.models import Chat, FieldRule
 from kdeps.spec.plan import ResourcePlan
+from kdeps.spec.resources import FieldRule
 
 # get()/input() hints that name a request input; any other hint (env, session, item...) does not
 _INPUT_HINTS = frozenset({"param", "query", "body", "data"})
