@@ -29,7 +29,7 @@ async def served(tmp_path: Path,
         agent = tmp_path / "chat"
         shutil.copytree(AGENT, agent)
         app, _ = build_app(agent, openai_compat=True)
-        app.state.kdeps.keepalive = 0.15
+        app.state.kdeps.lifecycle.keepalive = 0.15
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
                                                log_level="warning", lifespan="on"))

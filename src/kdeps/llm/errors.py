@@ -36,8 +36,7 @@ class LLMError(KdepsError):
     def __init__(self, backend: str, message: str, status: int = 0, retry_after: float | None = None) -> None:
         self.backend, self.upstream_status, self.retry_after = backend, status, retry_after
         self.detail = message
-        self.message = hide_urls(message)
-        super().__init__(str(self))
+        super().__init__(hide_urls(message))
         if self.message != message:
             log.warning("%s%s: %s", backend, f" HTTP {status}" if status else "", message)
 
