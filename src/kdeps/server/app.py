@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from kdeps import envelope, observability
 from kdeps.engine.request import RequestData, ResponseData, UploadedFile
 from kdeps.errors import HTTPError
 from kdeps.server import metrics, openai_compat
-from kdeps.server.auth import UNAUTHORIZED, ApiAuth, resolve_token, with_api_headers
+from kdeps.server.auth import API_HEADERS, UNAUTHORIZED, ApiAuth, resolve_token
 from kdeps.server.config import ServerSettings, settings_from_project
 from kdeps.server.cors import Cors
 from kdeps.server.incoming import (
@@ -119,13 +119,13 @@ class KdepsASGI:
         started = time.perf_counter()
         headers = _headers(scope)
         incoming_id = headers.get("x-request-id", "")
-        request_id = incoming_id if ID_OK.match(incoming_id) else uuid.uuid4().hex
+        request_id = incoming_id if ID_OK.match(incoming_id) else _request_id()
         peer = scope["client"][0] if scope.get("client") else ""
         ip = client_ip(peer, headers.get("x-forwarded-for"), self.trusted)
         method, path = scope["method"], scope["path"]
         common = {} if self.cors.is_preflight(method, headers) else self.cors.response_headers(headers)
         common["x-request-id"] = request_id
-        sender = ResponseSender(with_api_headers(send), common, head=method == "HEAD")
+        sender = ResponseSender(send, common, head=method == "HEAD", defaults=API_HEADERS)
         span = observability.start_request(method, path)  # None unless tracing is on
 
         try:
@@ -167,7 +167,7 @@ class KdepsASGI:
         if reply.status >= 400 and reply.error is not None:
             entry["error"] = {"resource": reply.error.get("resource") or reply.error.get("resourceId"),
                               "message": reply.error.get("message")}
-        access_log.info(json.dumps(entry, default=str, separators=(",", ":")), extra={"entry": entry})
+        access_log.info(_EntryText(entry), extra={"entry": entry})
 
     def _probe(self, path: str) -> _Reply:
         """/health: the process answers. /ready: it takes new work (503 once draining). No auth: the
@@ -217,15 +217,15 @@ class KdepsASGI:
         route = match.route
 
         self.check_length(headers)
-        request = Request(scope, _limited(receive, self.max_body))
         ctype = headers.get("content-type", "")
         files: list[UploadedFile] = []
         upload_dir = None
         try:
             if ctype.lower().startswith("multipart/form-data"):
+                request = Request(scope, _limited(receive, self.max_body))
                 body, files, upload_dir = await read_multipart(request, self.max_body)
             else:
-                body = parse_body(await request.body(), ctype)
+                body = parse_body(await _read(receive, self.max_body), ctype)
             data = RequestData(
                 method="GET" if method == "HEAD" else method, path=path, route=route.path,
                 query=query_dict(scope.get("query_string", b"")),
@@ -266,7 +266,7 @@ class KdepsASGI:
     async def read_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> bytes:
         """The whole request body, within the body limit."""
         self.check_length(headers)
-        return await Request(scope, _limited(receive, self.max_body)).body()
+        return await _read(receive, self.max_body)
 
     def authorised(self, headers: dict[str, str]) -> bool:
         """True when no token is configured or the request carries it."""
@@ -329,6 +329,47 @@ def _headers(scope: Scope) -> dict[str, str]:
             value = f"{out[key]}{'; ' if key == 'cookie' else ', '}{value}"
         out[key] = value
     return out
+
+
+def _request_id() -> str:
+    """A random UUID (version 4) as 32 hex digits, as `uuid.uuid4().hex` gives, without its objects."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
+
+
+class _EntryText:
+    """An access entry's JSON text, made only if a handler asks for the message (kdeps' own
+    formatters read the entry itself)."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+
+    def __str__(self) -> str:
+        return json.dumps(self.entry, default=str, separators=(",", ":"))
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
+    """The whole request body; BodyTooLarge as soon as it passes `limit` (Content-Length can be absent
+    or lie with chunked uploads), ClientDisconnect when the client leaves first."""
+    chunks: list[bytes] = []
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
+                raise BodyTooLarge(limit)
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

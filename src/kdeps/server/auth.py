@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 import yaml
-from starlette.types import Message, Send
 
 from kdeps.addresses import is_loopback
 from kdeps.errors import KdepsError
@@ -120,17 +119,3 @@ class ApiAuth:
         if self.public is not None and self.public.path_methods(path):
             return not presented or self.valid(presented)  # a wrong token is refused even here
         return bool(presented) and self.valid(presented)
-
-
-def with_api_headers(send: Send) -> Send:
-    """`send` that adds the API security headers a response does not set itself."""
-
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers") or [])
-            present = {k.lower() for k, _ in headers}
-            headers.extend((k, v) for k, v in API_HEADERS if k not in present)
-            message = {**message, "headers": headers}
-        await send(message)
-
-    return wrapped

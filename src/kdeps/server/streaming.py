@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.types import Receive, Send
 
+from kdeps import fastjson
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.engine.runner import failure
 
@@ -24,7 +24,8 @@ SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contro
 
 
 def json_bytes(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    """Compact UTF-8 JSON of an answer (see `kdeps.fastjson.dumps`)."""
+    return fastjson.dumps(value, default=str)
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
@@ -32,8 +33,7 @@ def sse(data: Any, event: str | None = None) -> bytes:
     always fits on one `data:` line."""
     if isinstance(data, bytes):
         data = data.decode("utf-8", "replace")
-    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"),
-                                                         default=str)
+    text = data if isinstance(data, str) else fastjson.dumps(data, default=str).decode("utf-8")
     head = f"event: {event}\n" if event else ""
     return (head + "".join(f"data: {line}\n" for line in text.split("\n")) + "\n").encode("utf-8")
 
@@ -45,23 +45,30 @@ def wants_event_stream(headers: dict[str, str]) -> bool:
 
 class ResponseSender:
     """Sends one HTTP response through ASGI `send`, adding headers every response carries (request id,
-    CORS) and remembering what went out, for the access log."""
+    CORS; `defaults` such as the API security headers unless the response sets them itself) and
+    remembering what went out, for the access log."""
 
-    def __init__(self, send: Send, common: dict[str, str], *, head: bool = False) -> None:
-        self._send, self.common, self.head = send, common, head
+    def __init__(self, send: Send, common: dict[str, str], *, head: bool = False,
+                 defaults: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        self._send, self.common, self.head, self.defaults = send, common, head, defaults
         self.started = self.finished = False
         self.left = False  # the client went away before the response was complete
         self.status = 0
         self.size = 0
 
-    def _raw(self, headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    def _raw(self, headers: dict[str, str], length: int | None = None) -> list[tuple[bytes, bytes]]:
         merged = {**headers, **self.common}
-        return [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in merged.items()]
+        raw = [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in merged.items()]
+        if length is not None:
+            raw.append((b"content-length", str(length).encode()))
+        if self.defaults:
+            present = {k.lower() for k, _ in raw}
+            raw.extend(pair for pair in self.defaults if pair[0] not in present)
+        return raw
 
     async def whole(self, status: int, headers: dict[str, str], body: bytes) -> None:
         """A complete response with Content-Length."""
-        raw = self._raw(headers)
-        raw.append((b"content-length", str(len(body)).encode()))
+        raw = self._raw(headers, len(body))
         self.started, self.status = True, status
         await self._send({"type": "http.response.start", "status": status, "headers": raw})
         await self._send({"type": "http.response.body", "body": b"" if self.head else body})
