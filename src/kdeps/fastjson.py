@@ -3,7 +3,8 @@ standard library otherwise.
 
 `dumps` matches `json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)`
 encoded as UTF-8, except that NaN and infinities become `null` (the standard library writes `NaN`,
-which is not JSON). Whatever orjson refuses (non-string keys, integers beyond 64 bits, nesting
+which is not JSON) and a float with an exponent may be spelled differently (`1e-7`, not `1e-07`:
+the same number). Whatever orjson refuses (non-string keys, integers beyond 64 bits, nesting
 deeper than 254, lone surrogates) goes through `json`, so it serialises, or fails, as before.
 `loads` reads what orjson accepts with orjson and falls back to `json.loads` for the rest (NaN
 literals, UTF-16 text, a BOM) and for text with a run of 19 or more digits (orjson reads an integer

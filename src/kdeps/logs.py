@@ -69,7 +69,8 @@ class JsonFormatter(logging.Formatter):
 
 def _ascii_json(entry: dict[str, Any]) -> str:
     """`json.dumps(entry, default=str, separators=(",", ":"))`, through orjson when that gives the
-    same text (it does unless there is non-ASCII text to escape, or a NaN)."""
+    same text: unless there is non-ASCII text to escape or a null (maybe a NaN); an access entry's
+    numbers (status, bytes, durationMs rounded to 0.01) never need an exponent."""
     data = fastjson.dumps(entry, default=str)
     if data.isascii() and b"null" not in data:
         return data.decode("ascii")
