@@ -10,7 +10,7 @@ ifeq ($(shell uname -m),x86_64)
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 endif
 
-.PHONY: run test test-fast bench lint clean
+.PHONY: run test test-fast bench bench-hotpath lint clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -37,6 +37,9 @@ test-fast: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) -m bench all
+
+bench-hotpath: $(VENV)/.test
+	$(PY) -m bench hotpath
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check src tests bench

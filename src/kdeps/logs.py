@@ -55,7 +55,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = getattr(record, "entry", None)
         if isinstance(entry, dict):  # an access line: already structured
-            return _ascii_json(entry)
+            return self.entry_line(entry, record.created)
         out: dict[str, Any] = {"ts": _timestamp(record.created), "level": record.levelname.lower(),
                                "logger": record.name, "msg": record.getMessage()}
         for name in _FIELDS:
@@ -65,6 +65,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str, separators=(",", ":"))
+
+
+    @staticmethod
+    def entry_line(entry: dict[str, Any], created: float) -> str:
+        return _ascii_json(entry)
 
 
 def _ascii_json(entry: dict[str, Any]) -> str:
@@ -81,15 +86,20 @@ class TextFormatter(logging.Formatter):
     """`12:00:01 POST /api 200 12.3ms` for requests; `12:00:01 WARNING message` otherwise."""
 
     def format(self, record: logging.LogRecord) -> str:
-        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
         entry = getattr(record, "entry", None)
         if isinstance(entry, dict):
-            return f"{clock} {access_text(entry)}"
+            return self.entry_line(entry, record.created)
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
         level = "" if record.levelno == logging.INFO else f"{record.levelname} "
         text = f"{clock} {level}{record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
+
+
+    @staticmethod
+    def entry_line(entry: dict[str, Any], created: float) -> str:
+        return f"{time.strftime('%H:%M:%S', time.localtime(created))} {access_text(entry)}"
 
 
 def access_text(entry: dict[str, Any]) -> str:
@@ -110,7 +120,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: IO[str] | None = N
     # Nothing here shows the caller's file, thread or process: spare every record finding them.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging._srcfile = None  # the documented switch that skips findCaller
-    handler = logging.StreamHandler(stream)
+    handler = _Handler(stream)
     handler.setFormatter(JsonFormatter() if use_json(fmt, stream) else TextFormatter())
     numeric = {"warning": logging.WARNING, "info": logging.INFO, "verbose": logging.INFO,
                "debug": logging.DEBUG}.get(level, logging.INFO)
@@ -122,3 +132,45 @@ def configure(level: str = "info", fmt: str = "auto", stream: IO[str] | None = N
         logger.handlers[:] = [handler] if "." not in name else []
         logger.setLevel(wanted)
         logger.propagate = "." in name  # kdeps.access and kdeps.run go through kdeps' handler
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler `configure` installs; `access` writes through it directly."""
+
+
+_ACCESS = logging.getLogger("kdeps.access")
+_KDEPS = logging.getLogger("kdeps")
+
+
+class _EntryText:
+    """An access entry's JSON text, made only if a handler asks for the record's message."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+
+    def __str__(self) -> str:
+        return json.dumps(self.entry, default=str, separators=(",", ":"))
+
+
+def access(entry: dict[str, Any]) -> None:
+    """Log one access entry at INFO (the caller checked that `kdeps.access` is enabled). When the
+    handler `configure` installed is the only one listening, the line goes straight through it,
+    without building a LogRecord; otherwise through `logging` as usual. The line is the same."""
+    handlers = _KDEPS.handlers
+    handler = handlers[0] if len(handlers) == 1 else None
+    if (type(handler) is _Handler and not handler.filters and handler.level <= logging.INFO
+            and not _ACCESS.handlers and not _ACCESS.filters and _ACCESS.propagate and not _KDEPS.filters
+            and not _KDEPS.propagate and isinstance(handler.formatter, JsonFormatter | TextFormatter)):
+        text = handler.formatter.entry_line(entry, time.time()) + handler.terminator
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+            return
+        except Exception:  # a closed or broken stream: let logging report it as it does
+            pass
+        finally:
+            handler.release()
+    _ACCESS.info(_EntryText(entry), extra={"entry": entry})

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from starlette.requests import ClientDisconnect
 
-from kdeps import fastjson
+from kdeps import fastjson, logs
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.engine.runner import ActionRun, scope_render
 from kdeps.engine.scope import RequestState, ResourceRecord, Scope
@@ -132,13 +132,36 @@ def test_a_literal_string_is_returned_as_is() -> None:
      "error": {"resource": None, "message": "no route for /café"}},
 ])
 def test_access_line_is_json_dumps_of_the_entry(entry: dict[str, Any]) -> None:
+    expected = json.dumps(entry, default=str, separators=(",", ":")) + "\n"
     stream = io.StringIO()
     configure("info", "json", stream=stream)
     try:
-        logging.getLogger("kdeps.access").info("ignored", extra={"entry": entry})
+        logs.access(entry)  # straight through kdeps' handler
+        assert stream.getvalue() == expected
+        logging.getLogger("kdeps.access").info("ignored", extra={"entry": entry})  # the logging way
+        assert stream.getvalue() == expected * 2
+        other = logging.Handler()
+        records: list[logging.LogRecord] = []
+        other.emit = records.append  # type: ignore[method-assign]
+        logging.getLogger("kdeps.access").addHandler(other)  # someone else listens: logging again
+        try:
+            logs.access(entry)
+        finally:
+            logging.getLogger("kdeps.access").removeHandler(other)
+        assert stream.getvalue() == expected * 3 and records[0].getMessage() + "\n" == expected
     finally:
         configure("info", "json", stream=io.StringIO())
-    assert stream.getvalue() == json.dumps(entry, default=str, separators=(",", ":")) + "\n"
+
+
+def test_access_line_in_text() -> None:
+    stream = io.StringIO()
+    configure("info", "text", stream=stream)
+    try:
+        logs.access({"method": "GET", "path": "/x", "status": 404, "durationMs": 1.5, "requestId": "r",
+                     "error": {"resource": None, "message": "no route"}})
+    finally:
+        configure("info", "json", stream=io.StringIO())
+    assert stream.getvalue().split(" ", 1)[1] == "GET /x 404 1.5ms  no route  [r]\n"
 
 
 # -- response usage and trace ----------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -18,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Mount
 from starlette.types import Message, Receive, Scope, Send
 
-from kdeps import envelope, observability
+from kdeps import envelope, logs, observability
 from kdeps.engine.request import RequestData, ResponseData, UploadedFile
 from kdeps.errors import HTTPError
 from kdeps.server import metrics, openai_compat
@@ -167,7 +166,7 @@ class KdepsASGI:
         if reply.status >= 400 and reply.error is not None:
             entry["error"] = {"resource": reply.error.get("resource") or reply.error.get("resourceId"),
                               "message": reply.error.get("message")}
-        access_log.info(_EntryText(entry), extra={"entry": entry})
+        logs.access(entry)
 
     def _probe(self, path: str) -> _Reply:
         """/health: the process answers. /ready: it takes new work (503 once draining). No auth: the
@@ -337,19 +336,6 @@ def _request_id() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40
     raw[8] = (raw[8] & 0x3F) | 0x80
     return raw.hex()
-
-
-class _EntryText:
-    """An access entry's JSON text, made only if a handler asks for the message (kdeps' own
-    formatters read the entry itself)."""
-
-    __slots__ = ("entry",)
-
-    def __init__(self, entry: dict[str, Any]) -> None:
-        self.entry = entry
-
-    def __str__(self) -> str:
-        return json.dumps(self.entry, default=str, separators=(",", ":"))
 
 
 async def _read(receive: Receive, limit: int) -> bytes:
