@@ -59,6 +59,7 @@ class Engine:
         self.requires = {aid: list(r.requires) for aid, r in self.resources.items()}
         self.target = project.workflow.metadata.target_action_id
         self.order = reachable_order(self.requires, self.target)
+        self._chain = _is_chain(self.order, self.requires)
         self.env = agent_env(project.workflow.settings.agent_settings.env)
         meta = project.workflow.metadata
         self.agent = AgentInfo(meta.name or "", str(meta.version or ""), meta.description or "",
@@ -81,7 +82,7 @@ class Engine:
     async def run(self, state: RequestState, *, emit: Emit | None = None,
                   order: list[str] | None = None) -> None:
         order = order or self.order
-        if all(order[i - 1] in self.requires[order[i]] for i in range(1, len(order))):
+        if self._chain if order is self.order else _is_chain(order, self.requires):
             for aid in order:  # a chain: nothing can run concurrently, so no tasks are needed
                 await self.run_resource(aid, state, emit)
             return
@@ -306,6 +307,9 @@ class Engine:
 class ActionRun:
     """The `ActionContext` an action gets: this resource, this request."""
 
+    __slots__ = ("_deadline", "_emit", "_record", "engine", "log", "project", "request", "resource_id",
+                 "scope", "workflow_dir")
+
     def __init__(self, engine: Engine, aid: str, scope: Scope, record: ResourceRecord,
                  emit: Emit | None, deadline: float) -> None:
         self.engine, self.resource_id, self.scope, self._record = engine, aid, scope, record
@@ -352,6 +356,11 @@ class ActionRun:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+def _is_chain(order: list[str], requires: dict[str, list[str]]) -> bool:
+    """True when each resource needs the one before it: nothing can run concurrently."""
+    return all(order[i - 1] in requires[order[i]] for i in range(1, len(order)))
+
+
 _SCALARS = frozenset({bool, int, float, type(None)})
 
 

@@ -437,7 +437,8 @@ class ScopeVariables(Mapping[str, Any]):
 _OBJECTS = ("input", "request", "workflow", "config")
 KNOWN_NAMES = Env(functions=dict.fromkeys(_NAMES, len), variables=dict.fromkeys(_OBJECTS))
 """The names every action-time environment knows (host functions and objects; `item` is one of the
-functions): what decides whether a plain string is a bare expression there."""
+functions; the values are placeholders): what decides whether a plain string is a bare expression
+there."""
 _INPUT_KINDS = frozenset({"param", "query", "header", "body", "data"})
 _NAMESPACES = ("workflow.", "config.")
 
