@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -241,17 +241,13 @@ class KdepsASGI:
             if upload_dir:
                 shutil.rmtree(upload_dir, ignore_errors=True)
 
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold a concurrency slot while the body runs, or refuse with 503 when none is free."""
+    def slot(self) -> _Slot:
+        """`with core.slot():` holds a concurrency slot while the body runs, or refuses with 503 when
+        none is free."""
         if self.in_flight >= self.max_concurrency:
             raise HTTPError(503, "server is at its concurrent request limit; retry shortly",
                             {"retry-after": "1"})
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
+        return _Slot(self)
 
     def check_length(self, headers: dict[str, str]) -> None:
         """Refuse a declared Content-Length that is malformed or over the body limit."""
@@ -270,6 +266,21 @@ class KdepsASGI:
     def authorised(self, headers: dict[str, str]) -> bool:
         """True when no token is configured or the request carries it."""
         return not self.auth.enabled or self.auth.valid(self.auth.presented(headers))
+
+
+class _Slot:
+    """A held concurrency slot (see `KdepsASGI.slot`)."""
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: KdepsASGI) -> None:
+        self.core = core
+
+    def __enter__(self) -> None:
+        self.core.in_flight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.core.in_flight -= 1
 
 
 class _KdepsAnswer:
