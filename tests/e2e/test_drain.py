@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.asgi import call
 from tests.e2e.server_utils import running
 from tests.fakes.base import sse, stream_reply
 from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
@@ -34,24 +35,6 @@ def slow_stream(pieces: list[str], delay: float) -> Any:
     events = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": p}) for p in pieces),
               chunk({}, "stop"), "data: [DONE]\n\n"]
     return stream_reply(events, chunk_delay=delay)
-
-
-async def asgi_call(app: Any, path: str, method: str = "GET") -> tuple[int, bytes]:
-    """One request straight through the ASGI app: (status, body)."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(),
-             "query_string": b"", "headers": [], "client": ("127.0.0.1", 5),
-             "server": ("127.0.0.1", 3000), "scheme": "http", "http_version": "1.1", "root_path": ""}
-    await app(scope, receive, send)
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], body
 
 
 @pytest.fixture
@@ -129,18 +112,18 @@ async def test_probes_answer_without_auth_and_ready_turns_503_when_draining(agen
     project = load_project(agent)
     app = create_app(project, Engine(project), auth_token="secret-token")
 
-    assert (await asgi_call(app, "/health"))[0] == 200
-    assert (await asgi_call(app, "/ready"))[0] == 200
-    assert (await asgi_call(app, "/ready", "HEAD"))[0] == 200
-    assert (await asgi_call(app, ROUTE, "POST"))[0] == 401  # the token still guards the routes
+    assert (await call(app, "/health"))[0] == 200
+    assert (await call(app, "/ready"))[0] == 200
+    assert (await call(app, "/ready", "HEAD"))[0] == 200
+    assert (await call(app, ROUTE, "POST"))[0] == 401  # the token still guards the routes
     import uvicorn
 
     server = _Server(uvicorn.Config(app), on_exit=lambda: drain(app))
     server.handle_exit(signal.SIGTERM, None)  # what uvicorn calls on SIGTERM
     assert server.should_exit
-    status, body = await asgi_call(app, "/ready")
+    status, _, body = await call(app, "/ready")
     assert status == 503 and b"shutting down" in body
-    assert (await asgi_call(app, "/health"))[0] == 200  # alive, only not taking new work
+    assert (await call(app, "/health"))[0] == 200  # alive, only not taking new work
 
 
 async def test_a_workflow_route_on_a_probe_path_wins(tmp_path: Path) -> None:
@@ -162,6 +145,6 @@ async def test_a_workflow_route_on_a_probe_path_wins(tmp_path: Path) -> None:
     (root / "workflow.yaml").write_text(workflow)
     project = load_project(root)
     app = create_app(project, Engine(project))
-    status, body = await asgi_call(app, "/health")
+    status, _, body = await call(app, "/health")
     assert status == 200 and json.loads(body)["data"] == {"mine": True}
-    assert (await asgi_call(app, "/ready"))[0] == 200
+    assert (await call(app, "/ready"))[0] == 200
