@@ -17,24 +17,12 @@ import pytest
 
 from tests.asgi import call
 from tests.e2e.server_utils import running
-from tests.fakes.base import sse, stream_reply
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.fakes.base import gated, released
+from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, chat_stream
 
 AGENT = Path(__file__).resolve().parents[1] / "data" / "streaming" / "chat"
 ROUTE = "/api/v1/chat"
 PIECES = ["one ", "two ", "three ", "four ", "five"]
-
-
-def slow_stream(pieces: list[str], delay: float) -> Any:
-    """An OpenAI chat stream whose pieces arrive `delay` seconds apart."""
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return sse({"id": "chatcmpl-drain", "object": "chat.completion.chunk", "created": 1,
-                    "model": "gpt-4o",
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
-
-    events = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": p}) for p in pieces),
-              chunk({}, "stop"), "data: [DONE]\n\n"]
-    return stream_reply(events, chunk_delay=delay)
 
 
 @pytest.fixture
@@ -51,8 +39,10 @@ def agent(tmp_path: Path) -> Path:
 
 
 async def test_sigterm_drains_in_flight_requests_and_streams_then_exits_0(fake, agent) -> None:
-    fake.push(slow_stream(PIECES, 0.4), slow_stream(PIECES, 0.4))  # ~2.4 s each
-    with running(agent, env={"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY}) as server:
+    env = {"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY}
+    with released() as release, running(agent, env=env) as server:
+        # the provider holds both answers half sent until the test has checked the drain waits for them
+        fake.push(gated(chat_stream(PIECES), 2, release), gated(chat_stream(PIECES), 2, release))
         async with aiohttp.ClientSession() as http:
             async with http.get(server.url + "/ready") as r:
                 assert r.status == 200
@@ -91,6 +81,7 @@ async def test_sigterm_drains_in_flight_requests_and_streams_then_exits_0(fake, 
                 await asyncio.sleep(0.02)
             assert refused_after is not None, "still accepting new connections 2 s after SIGTERM"
             assert not streaming.done() and not waiting.done()  # the drain is really waiting for them
+            release.set()
 
             status, text = await streaming
             assert status == 200

@@ -15,9 +15,9 @@ import uvicorn
 
 from kdeps.server.runner import build_app
 from tests.e2e.server_utils import free_port
-from tests.e2e.test_streaming import AGENT, SSE_ACCEPT, parse_sse, slow_stream
+from tests.e2e.test_streaming import AGENT, SSE_ACCEPT, parse_sse
 from tests.fakes.base import slow
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, chat_stream
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def served(tmp_path: Path,
 
 async def test_keepalive_comments_before_the_first_delta(served):
     url, fake = served
-    fake.push(slow(slow_stream(["late ", "answer"], delay=0.05), 0.7))
+    fake.push(slow(chat_stream(["late ", "answer"], delay=0.05), 0.7))
     async with aiohttp.ClientSession() as http, http.post(url + "/api/v1/chat", json={"q": "wait"},
                                                           headers=SSE_ACCEPT) as r:
         assert r.status == 200
@@ -61,7 +61,7 @@ async def test_keepalive_comments_before_the_first_delta(served):
 
 async def test_openai_sdk_ignores_keepalive_comments(served):
     url, fake = served
-    fake.push(slow(slow_stream(["patient ", "reply"], delay=0.05), 0.5))
+    fake.push(slow(chat_stream(["patient ", "reply"], delay=0.05), 0.5))
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
         stream = await client.chat.completions.create(
             model="stream-agent", messages=[{"role": "user", "content": "wait"}], stream=True)

@@ -393,6 +393,19 @@ def _split(text: str, pieces: int) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
 
 
+def chat_stream(pieces: list[str], delay: float = 0.0) -> Reply:
+    """An OpenAI chat stream of `pieces` (a role chunk, one chunk per piece, a stop chunk, [DONE]),
+    sent `delay` seconds apart: push it to answer the next request whether it asked for a stream or not."""
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return sse({"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": 1,
+                    "model": "gpt-4o",
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    events = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": p}) for p in pieces),
+              chunk({}, "stop"), "data: [DONE]\n\n"]
+    return stream_reply(events, chunk_delay=delay)
+
+
 def serve(provider: str = "openai", **kwargs: Any) -> Iterator[OpenAICompatFake]:
     """Generator body for a pytest fixture: ``yield from serve("groq")``."""
     with OpenAICompatFake(provider, **kwargs) as fake:
