@@ -423,6 +423,7 @@ routes:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # waits out the command's 5 s stop grace before killing it
 def test_sigterm_with_a_stubborn_command_still_exits(tmp_path):
     agent = _agent(tmp_path / "agent", f"""\
 routes:

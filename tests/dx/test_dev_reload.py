@@ -1,5 +1,6 @@
 """`kdeps run --dev` as a subprocess: a broken edit keeps the last good version answering (no hung
-request), the mistake is logged once and readably, and the fixed file is served."""
+request), the mistake is logged readably, and the fixed file is served. In-process: the same mistake
+saved again is not logged again."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from kdeps.errors import KdepsError
+from kdeps.server.devreload import DevApp
 from tests.e2e.server_utils import copy_agent, running
 
 
@@ -36,8 +41,6 @@ def test_dev_keeps_serving_the_last_good_version(tmp_path: Path) -> None:
         assert wait_for(lambda: "not reloaded" in server.stderr), server.stderr
         for _ in range(5):
             assert agent_header(server.url) == "server-fixture"
-        response_file.write_text(broken + "\n")  # the same mistake saved again
-        time.sleep(1.0)
         assert server.stderr.count("not reloaded") == 1
         assert "response.yaml:" in server.stderr and "a tab character" in server.stderr
         assert "Traceback" not in server.stderr
@@ -76,3 +79,20 @@ def _header_or_none(url: str) -> str | None:
         return agent_header(url)
     except urllib.error.HTTPError:
         return None
+
+
+async def test_the_same_mistake_saved_again_is_logged_once(tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    mistake = ["resources/response.yaml:3:1: a tab character"]
+
+    def build() -> None:
+        raise KdepsError(mistake[0])
+
+    dev = DevApp(tmp_path, app=None, build=build)
+    with caplog.at_level("ERROR", logger="kdeps.dev"):
+        assert await dev.reload("response.yaml") is False
+        assert await dev.reload("response.yaml") is False  # saved again, unchanged
+        assert [r.getMessage().count("a tab character") for r in caplog.records] == [1]
+        mistake[0] = "resources/response.yaml:4:1: another mistake"
+        assert await dev.reload("response.yaml") is False
+    assert len(caplog.records) == 2 and "another mistake" in caplog.records[1].getMessage()

@@ -161,6 +161,7 @@ async def test_a_session_set_on_one_replica_is_honoured_on_the_others(cluster: C
         assert {s["replica"] for s in through} == {"r0", "r1", "r2"}
 
 
+@pytest.mark.slow  # load running through three restarts
 async def test_rolling_restart_loses_no_request(cluster: Cluster) -> None:
     done = asyncio.Event()
     failures: list[str] = []
