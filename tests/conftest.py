@@ -1,4 +1,5 @@
-"""The suite's time budget: a test not marked `slow` must finish its call phase within 2 s.
+"""Fixtures the whole suite shares, and its time budget: a test not marked `slow` must finish its
+call phase within 2 s.
 
 Set-up and tear-down (servers, fixtures shared by a module) are not counted. The machines the suite
 runs on differ and share their cores, so by default an over-budget test is only listed at the end of
@@ -8,9 +9,11 @@ CONTRIBUTING.md ("Tests and lint")."""
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 
 import pytest
+
+from tests.e2e.server_utils import redis_server
 
 pytest_plugins = ["pytester"]  # tests/unit/test_time_budget.py runs this file's hooks on a small suite
 
@@ -61,3 +64,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"{seconds:6.2f}s {nodeid}")
     if not enforced:
         terminalreporter.write_line(f"(listed only; set {ENV}=<seconds> to fail them)")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One redis-server for the run (tests use random session ids, so they do not meet)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.server_utils import copy_agent, free_port, running
+from tests.e2e.server_utils import copy_agent, running
 
 
 def _api(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -144,54 +141,31 @@ async def _visit(http: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[
         return (await r.json())["data"]["visits"], r
 
 
-def _redis_url(tmp_path: Path):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not on PATH (CI installs it from the OS packages)")
-    port = free_port()
-    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
 async def test_session_persists_across_requests(request, tmp_path, http, kind):
     """Each store through the real server; expiry is tested with a fake clock in
     tests/unit/test_session_stores.py (the server with its store in-process)."""
-    redis_proc = None
     session: dict[str, Any] = {"type": kind, "ttl": "10m", "cleanupInterval": "1m"}
     if kind == "redis":
-        redis_proc, session["url"] = _redis_url(tmp_path)
-    try:
-        agent = copy_agent("api", tmp_path, lambda wf: wf["settings"].__setitem__("session", session))
-        # the shared fixture server already uses a memory store with a 10m ttl
-        reuse = request.getfixturevalue("api_server") if kind == "memory" else None
-        with contextlib.nullcontext(reuse) if reuse else running(agent) as server:
-            first, r1 = await _visit(http, server.url)
-            cookie = r1.headers["Set-Cookie"]
-            assert "kdeps_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
-            assert "Max-Age=600;" in cookie  # the ttl
-            sid = r1.headers["X-Session-Id"]
-            second, _ = await _visit(http, server.url)  # cookie jar sends the cookie
-            assert (first, second) == (1, 2)
-            async with aiohttp.ClientSession() as bare:  # no cookies: the header carries the id
-                third, _ = await _visit(bare, server.url, headers={"X-Session-Id": sid})
-                assert third == 3
-                fresh, _ = await _visit(bare, server.url)
-                assert fresh == 1
-        if kind == "sqlite":
-            assert (agent / ".kdeps" / "sessions.db").exists()
-    finally:
-        if redis_proc is not None:
-            redis_proc.kill()
-            redis_proc.wait()
+        session["url"] = request.getfixturevalue("redis_url")
+    agent = copy_agent("api", tmp_path, lambda wf: wf["settings"].__setitem__("session", session))
+    # the shared fixture server already uses a memory store with a 10m ttl
+    reuse = request.getfixturevalue("api_server") if kind == "memory" else None
+    with contextlib.nullcontext(reuse) if reuse else running(agent) as server:
+        first, r1 = await _visit(http, server.url)
+        cookie = r1.headers["Set-Cookie"]
+        assert "kdeps_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert "Max-Age=600;" in cookie  # the ttl
+        sid = r1.headers["X-Session-Id"]
+        second, _ = await _visit(http, server.url)  # cookie jar sends the cookie
+        assert (first, second) == (1, 2)
+        async with aiohttp.ClientSession() as bare:  # no cookies: the header carries the id
+            third, _ = await _visit(bare, server.url, headers={"X-Session-Id": sid})
+            assert third == 3
+            fresh, _ = await _visit(bare, server.url)
+            assert fresh == 1
+    if kind == "sqlite":
+        assert (agent / ".kdeps" / "sessions.db").exists()
 
 
 async def test_sqlite_session_survives_restart(tmp_path, http):

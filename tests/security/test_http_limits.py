@@ -177,8 +177,8 @@ async def test_a_slow_but_steady_body_within_limits_is_served(quick: int) -> Non
 async def test_keep_alive_requests_are_unaffected(quick: int) -> None:
     async with aiohttp.ClientSession() as http:
         for i in range(2):
-            if i:
-                await asyncio.sleep(0.6)  # longer than the head timer: idle between requests is keep-alive's job
+            if i:  # idle longer than the head timer: the time between requests is keep-alive's job
+                await asyncio.sleep(0.6)
             async with http.post(f"http://127.0.0.1:{quick}/api/v1/echo", json={"q": "x"}) as r:
                 assert r.status == 200
 

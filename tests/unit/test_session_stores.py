@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from kdeps.errors import KdepsError
 from kdeps.session import MemoryStore, SQLiteStore, create_store
+from tests.e2e.server_utils import free_port
 
 
 class FakeClock:
@@ -114,36 +111,6 @@ def test_create_store_resolves_relative_sqlite_path_under_the_workflow_folder(tm
         create_store("redis")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not on PATH (CI installs it from the OS packages)")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(workdir)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 async def test_redis_store_round_trip_and_expiry(redis_url):
     s = create_store("redis", url=redis_url)
     await s.open()
@@ -165,7 +132,7 @@ async def test_redis_store_round_trip_and_expiry(redis_url):
 
 
 async def test_redis_unreachable_fails_at_open_without_password():
-    port = _free_port()
+    port = free_port()
     s = create_store("redis", url=f"redis://user:s3cret@127.0.0.1:{port}/0")
     with pytest.raises(KdepsError) as info:
         await s.open()
