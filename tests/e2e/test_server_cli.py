@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.server_utils import copy_agent, running
+from tests.e2e.server_utils import accepts, copy_agent, running, wait_until
 
 
 def _api(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +125,7 @@ async def test_access_log_is_json_without_secrets(api_server, http):
     async with http.get(api_server.url + "/api/v1/echo?api_key=sk-query-secret",
                         headers={"Authorization": "Bearer sk-header-secret"}) as r:
         request_id = r.headers["X-Request-Id"]
-    await asyncio.sleep(0.1)
+    assert await asyncio.to_thread(wait_until, lambda: request_id in api_server.stderr, 5)
     lines = [json.loads(line) for line in api_server.stderr.splitlines() if line.startswith("{")]
     entry = next(e for e in lines if e.get("requestId") == request_id)
     assert entry["status"] == 200 and entry["route"] == "/api/v1/echo" and entry["method"] == "GET"
@@ -220,11 +220,14 @@ async def test_body_cap_413_with_and_without_content_length(limited_server, http
 
 
 async def test_concurrency_cap_503(limited_server, http):
-    url = limited_server.url
+    url, agent = limited_server.url, limited_server.agent
     slow = [asyncio.create_task(http.get(url + "/api/v1/slow", headers=AUTH)) for _ in range(2)]
-    await asyncio.sleep(0.4)
-    async with http.get(limited_server.url + "/api/v1/echo", headers=AUTH) as r:
-        assert r.status == 503 and r.headers["Retry-After"] == "1"
+    try:
+        assert await asyncio.to_thread(wait_until, lambda: len(list(agent.glob("started-*"))) == 2)
+        async with http.get(limited_server.url + "/api/v1/echo", headers=AUTH) as r:
+            assert r.status == 503 and r.headers["Retry-After"] == "1"
+    finally:
+        (agent / "release").touch()
     for resp in await asyncio.gather(*slow):
         assert resp.status == 200
         resp.release()
@@ -244,8 +247,14 @@ async def test_graceful_shutdown_lets_in_flight_request_finish(tmp_path, http):
     agent = copy_agent("api", tmp_path)
     with running(agent) as server:
         pending = asyncio.create_task(http.get(server.url + "/api/v1/slow"))
-        await asyncio.sleep(0.4)
-        server.terminate()
+        try:
+            assert await asyncio.to_thread(wait_until, lambda: any(agent.glob("started-*")))
+            server.terminate()
+            # draining: new connections are refused while the request is still held
+            assert await asyncio.to_thread(wait_until, lambda: not accepts(server.port))
+            assert not pending.done()
+        finally:
+            (agent / "release").touch()
         resp = await pending
         assert resp.status == 200
         assert (await resp.json())["data"]["slow"] == "finished"
