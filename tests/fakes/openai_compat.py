@@ -412,6 +412,15 @@ def serve(provider: str = "openai", **kwargs: Any) -> Iterator[OpenAICompatFake]
         yield fake
 
 
+def serve_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatFake]:
+    """Generator body for a fixture: an OpenAI fake whose URL and key agents read from the environment
+    (`FAKE_URL`, `OPENAI_API_KEY`)."""
+    with OpenAICompatFake("openai") as fake:
+        monkeypatch.setenv("FAKE_URL", fake.url)
+        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
+        yield fake
+
+
 @pytest.fixture
 def openai_fake() -> Iterator[OpenAICompatFake]:
     yield from serve("openai")
