@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,32 @@ class KdepsServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: workers go too
             self.proc.wait(5)
+
+
+@asynccontextmanager
+async def serving(app: Any, **config: Any) -> AsyncIterator[int]:
+    """`app` on uvicorn in this event loop on a free 127.0.0.1 port, lifespan on (as `kdeps run` serves
+    it, with `config` passed to uvicorn.Config): yields the port once it listens."""
+    import asyncio
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           log_level="warning", lifespan="on", **config))
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started and not task.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if not server.started:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        raise RuntimeError("the app did not start on uvicorn within 10 s")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,10 +10,9 @@ from pathlib import Path
 import aiohttp
 import openai
 import pytest
-import uvicorn
 
 from kdeps.server.runner import build_app
-from tests.e2e.server_utils import free_port
+from tests.e2e.server_utils import serving
 from tests.e2e.test_streaming import AGENT, SSE_ACCEPT, parse_sse
 from tests.fakes.base import slow
 from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, chat_stream
@@ -30,19 +28,8 @@ async def served(tmp_path: Path,
         shutil.copytree(AGENT, agent)
         app, _ = build_app(agent, openai_compat=True)
         app.state.kdeps.keepalive = 0.15
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                               log_level="warning", lifespan="on"))
-        task = asyncio.create_task(server.serve())
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        try:
+        async with serving(app) as port:
             yield f"http://127.0.0.1:{port}", fake
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 10)
 
 
 async def test_keepalive_comments_before_the_first_delta(served):

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import uvicorn
 
 from kdeps.server.limits import Limits, protocol_with
 from kdeps.server.runner import build_app
-from tests.e2e.server_utils import KdepsServer, copy_agent, free_port, running
+from tests.e2e.server_utils import KdepsServer, copy_agent, running, serving
 
 
 @pytest.fixture(scope="module")
@@ -108,21 +107,9 @@ SHORT = Limits(head_timeout=0.5, body_idle_timeout=0.5, body_timeout=0.9)
 
 @pytest.fixture
 async def quick(tmp_path: Path) -> AsyncIterator[int]:
-    agent = copy_agent("api", tmp_path)
-    app, _ = build_app(agent)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           log_level="warning", lifespan="on", http=protocol_with(SHORT)))
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    try:
+    app, _ = build_app(copy_agent("api", tmp_path))
+    async with serving(app, http=protocol_with(SHORT)) as port:
         yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def _exchange(port: int, pieces: list[tuple[bytes, float]], wait: float = 4.0) -> bytes:
