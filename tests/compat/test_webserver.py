@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.e2e.server_utils import accepts, free_port, running
+from tests.e2e.server_utils import accepts, free_port, running, wait_until
 
 RESOURCE = """\
 apiVersion: kdeps.io/v1
@@ -423,10 +423,10 @@ routes:
     serverType: app
     publicPath: ./public
     appPort: {free_port()}
-    command: "trap '' TERM; sleep 60"
+    command: "trap '' TERM; touch trapped; sleep 60"
 """)
     with running(agent) as server:
-        time.sleep(0.3)
+        assert wait_until(lambda: (agent / "public" / "trapped").exists())  # it now ignores SIGTERM
         server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
         assert server.wait(timeout=20) == 0
 
