@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
-from kdeps.session.base import MAX_SESSION_BYTES, dumps, loads
+from kdeps.session.base import MAX_SESSION_BYTES, Clock, dumps, loads
 
 MAX_TOTAL_CHARS = 64 * 1024 * 1024  # all sessions together, serialised
 
@@ -16,12 +15,11 @@ class MemoryStore:
 
     One session holds at most `max_session` characters of JSON (more is SessionTooLarge); when all of them
     together would pass `max_total`, the sessions saved longest ago are dropped first, so clients that
-    create sessions without end cannot grow the process without bound. `clock` gives the time in seconds
-(tests pass a fake one to expire sessions without waiting). No `__len__`: an empty store must not be
-falsy where a caller writes `store or default_store`."""
+    create sessions without end cannot grow the process without bound. Expiry reads `clock`. No `__len__`:
+    an empty store must not be falsy where a caller writes `store or default_store`."""
 
     def __init__(self, max_session: int = MAX_SESSION_BYTES, max_total: int = MAX_TOTAL_CHARS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = time.monotonic) -> None:
         self._items: dict[str, tuple[float, str]] = {}
         self._clock = clock
         self.max_session, self.max_total = max_session, max_total

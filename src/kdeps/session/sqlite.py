@@ -8,12 +8,11 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kdeps.session.base import dumps, loads
+from kdeps.session.base import Clock, dumps, loads
 
 T = TypeVar("T")
 
@@ -44,7 +43,7 @@ class SQLiteStore:
     """Sessions in a SQLite file (WAL mode). Expiry uses wall-clock time (`clock`, time.time by default)
     so it survives restarts."""
 
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, clock: Clock = time.time) -> None:
         self.path = Path(path)
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kdeps-sessions")
