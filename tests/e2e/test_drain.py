@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -16,11 +15,10 @@ import aiohttp
 import pytest
 
 from tests.asgi import call
-from tests.e2e.server_utils import running
+from tests.e2e.streaming import chat_agent_running, copy_chat_agent
 from tests.fakes.base import gated, released
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, chat_stream
+from tests.fakes.openai_compat import OpenAICompatFake, chat_stream
 
-AGENT = Path(__file__).resolve().parents[1] / "data" / "streaming" / "chat"
 ROUTE = "/api/v1/chat"
 PIECES = ["one ", "two ", "three ", "four ", "five"]
 
@@ -33,14 +31,11 @@ def fake() -> Iterator[OpenAICompatFake]:
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Path:
-    target = tmp_path / "chat"
-    shutil.copytree(AGENT, target)
-    return target
+    return copy_chat_agent(tmp_path)
 
 
-async def test_sigterm_drains_in_flight_requests_and_streams_then_exits_0(fake, agent) -> None:
-    env = {"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY}
-    with released() as release, running(agent, env=env) as server:
+async def test_sigterm_drains_in_flight_requests_and_streams_then_exits_0(fake, tmp_path) -> None:
+    with released() as release, chat_agent_running(fake, tmp_path) as server:
         # the provider holds both answers half sent until the test has checked the drain waits for them
         fake.push(gated(chat_stream(PIECES), 2, release), gated(chat_stream(PIECES), 2, release))
         async with aiohttp.ClientSession() as http:

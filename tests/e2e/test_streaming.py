@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.e2e.server_utils import running
+from tests.e2e.streaming import SSE_ACCEPT, chat_agent_running, parse_sse
 from tests.fakes.base import gated, released
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, chat_stream
+from tests.fakes.openai_compat import OpenAICompatFake, chat_stream
 
-AGENT = Path(__file__).resolve().parents[1] / "data" / "streaming" / "chat"
 ROUTE = "/api/v1/chat"
-SSE_ACCEPT = {"Accept": "text/event-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +27,7 @@ def fake() -> Iterator[OpenAICompatFake]:
 
 @pytest.fixture(scope="module")
 def kdeps(fake, tmp_path_factory):
-    agent = tmp_path_factory.mktemp("streaming") / "chat"
-    shutil.copytree(AGENT, agent)
-    with running(agent, env={"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY}) as server:
+    with chat_agent_running(fake, tmp_path_factory.mktemp("streaming")) as server:
         yield server
 
 
@@ -43,21 +36,6 @@ def llm(fake):
     fake.reset()
     yield fake
     fake.reset()
-
-
-def parse_sse(text: str) -> list[tuple[str, Any]]:
-    """(event name, parsed JSON data) for each event; comment lines are dropped."""
-    events = []
-    for block in re.split(r"\n\n", text.strip()):
-        name, data = "message", []
-        for line in block.splitlines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].lstrip())
-        if data:
-            events.append((name, json.loads("\n".join(data))))
-    return events
 
 
 async def post(url: str, body: Any, headers: dict[str, str] | None = None

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from kdeps.server.runner import build_app
 from tests.e2e.server_utils import serving
-from tests.e2e.test_streaming import AGENT, SSE_ACCEPT, parse_sse
+from tests.e2e.streaming import SSE_ACCEPT, copy_chat_agent, parse_sse
 from tests.fakes.base import slow
 from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, chat_stream
 
@@ -24,9 +23,7 @@ async def served(tmp_path: Path,
     with OpenAICompatFake("openai") as fake:
         monkeypatch.setenv("FAKE_URL", fake.url)
         monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
-        agent = tmp_path / "chat"
-        shutil.copytree(AGENT, agent)
-        app, _ = build_app(agent, openai_compat=True)
+        app, _ = build_app(copy_chat_agent(tmp_path), openai_compat=True)
         app.state.kdeps.keepalive = 0.15
         async with serving(app) as port:
             yield f"http://127.0.0.1:{port}", fake
