@@ -221,7 +221,7 @@ def missing_key(err: KdepsError) -> bool:
     for _ in range(3):
         if seen is None:
             return False
-        if isinstance(seen, AuthError) and not seen.status:
+        if isinstance(seen, AuthError) and not seen.upstream_status:
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -15,7 +15,7 @@ from kdeps.actions import chat as chat_action
 from kdeps.engine import Engine, RequestData
 from kdeps.engine.scope import RequestState, agent_env
 from kdeps.spec import load_project
-from kdeps.spec.models import Chat
+from kdeps.spec.actions import Chat
 from tests.agents import make_agent, run_agent
 from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, serve_in_env
 

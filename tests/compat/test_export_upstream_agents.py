@@ -68,7 +68,7 @@ def test_web_server_alone_without_server_type(tmp_path: Path) -> None:
 
 
 def test_server_type_defaults_from_the_route(tmp_path: Path) -> None:
-    from kdeps.spec.models import WebRoute
+    from kdeps.spec.workflow import WebRoute
 
     assert WebRoute.model_validate({"path": "/", "publicPath": "site"}).server_type == "static"
     assert WebRoute.model_validate({"path": "/app", "appPort": 8501}).server_type == "app"

@@ -9,11 +9,12 @@ import pytest
 import yaml
 
 from kdeps.engine.request import RequestData
+from kdeps.engine.runner import failure
 from kdeps.engine.scope import RequestState, Scope
-from kdeps.engine.validation import check_input, error_body
+from kdeps.engine.validation import check_input
 from kdeps.errors import InputValidationError, KdepsError
 from kdeps.expr import evaluate
-from kdeps.spec.models import InputValidation
+from kdeps.spec.resources import InputValidation
 
 
 def rules(text: str) -> InputValidation:
@@ -162,10 +163,11 @@ def test_request_data_merges_body_query_and_headers_with_filters() -> None:
 def test_error_body_is_kdeps_validation_error() -> None:
     err = InputValidationError("createUser", [{"field": "email", "type": "required",
                                                "message": "field 'email' is required"}])
-    assert error_body(err) == {"success": False, "error": {
-        "code": "VALIDATION_ERROR", "message": "Input validation failed", "resourceId": "createUser",
-        "details": {"errors": [{"field": "email", "type": "required",
-                                "message": "field 'email' is required"}]}}}
-    meta = error_body(err, RequestData(method="POST", path="/api/v1/users", request_id="r1"))["meta"]
+    assert err.envelope() == {"success": False, "error": {
+        "code": "VALIDATION_ERROR", "message": "Input validation failed", "resource": "createUser",
+        "resourceId": "createUser", "details": {"errors": [{"field": "email", "type": "required",
+                                                            "message": "field 'email' is required"}]}}}
+    request = RequestData(method="POST", path="/api/v1/users", request_id="r1")
+    meta = failure(err, request).body["meta"]
     assert (meta["requestID"], meta["path"], meta["method"]) == ("r1", "/api/v1/users", "POST")
     assert "email" in str(err) and "createUser" in str(err)

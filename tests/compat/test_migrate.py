@@ -298,6 +298,19 @@ def test_errors_name_file_and_line_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_migration_error_is_a_kdeps_error(tmp_path):
+    from kdeps.errors import KdepsError
+    from kdeps.migrate import migrate_agent
+
+    (tmp_path / "workflow.yaml").write_text("apiVersion: kdeps.io/v1\nkind: Resource\nrun: [chat]\n")
+    try:
+        migrate_agent(tmp_path)
+    except KdepsError as err:
+        assert str(err) == f"{tmp_path / 'workflow.yaml'}:3: run must be a mapping"
+    else:
+        raise AssertionError("no error")
+
+
 def test_output_must_be_empty(tmp_path):
     agent = _seed_agent(tmp_path / "seed")
     out = tmp_path / "taken"

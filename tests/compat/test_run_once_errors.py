@@ -8,8 +8,8 @@ import urllib.request
 from pathlib import Path
 from urllib.error import HTTPError
 
-from kdeps.cli.run import _failure
 from kdeps.engine.request import RequestData
+from kdeps.engine.runner import failure
 from kdeps.errors import InputValidationError
 from tests.agents import cli, make_agent
 from tests.e2e.server_utils import running
@@ -44,24 +44,26 @@ def test_expression_error_is_the_servers_json_body(tmp_path: Path) -> None:
             raise AssertionError("the server answered 2xx")
         except HTTPError as err:
             assert err.code == 500
-            assert json.loads(err.read()) == body
+            served = json.loads(err.read())
+            assert served["error"] == body["error"]
+            assert served.keys() == body.keys() == {"success", "error", "meta"}
 
 
-def test_unexpected_error_is_a_500_body_and_a_one_line_summary() -> None:
+def test_unexpected_error_is_a_500_body_and_a_logged_summary(caplog) -> None:
     request = RequestData(request_id="r-1")
-    response, detail = _failure(TypeError("boom"), request)
+    response = failure(TypeError("boom"), request)
     assert response.status == 500
-    assert response.body == {"success": False,
-                             "error": {"message": "internal server error", "requestId": "r-1"}}
-    assert detail == "internal error: TypeError: boom"
+    assert response.body["error"] == {"code": "INTERNAL_ERROR", "message": "internal server error"}
+    assert response.body["meta"]["requestID"] == "r-1"
+    assert "TypeError: boom" in caplog.text and "r-1" in caplog.text
 
 
 def test_validation_error_is_the_422_body() -> None:
     request = RequestData(request_id="r-2", path="/api/v1/run")
     problem = {"field": "email", "type": "required", "message": "field 'email' is required"}
-    response, detail = _failure(InputValidationError("createUser", [problem]), request)
-    assert response.status == 422 and detail is None
+    response = failure(InputValidationError("createUser", [problem]), request)
+    assert response.status == 422
     error = response.body["error"]
     assert error == {"code": "VALIDATION_ERROR", "message": "Input validation failed",
-                     "resourceId": "createUser", "details": {"errors": [problem]}}
+                     "resource": "createUser", "resourceId": "createUser", "details": {"errors": [problem]}}
     assert response.body["meta"]["requestID"] == "r-2" and response.body["meta"]["path"] == "/api/v1/run"

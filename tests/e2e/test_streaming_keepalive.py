@@ -24,7 +24,7 @@ async def served(tmp_path: Path,
         monkeypatch.setenv("FAKE_URL", fake.url)
         monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
         app, _ = build_app(copy_chat_agent(tmp_path), openai_compat=True)
-        app.state.kdeps.keepalive = 0.15
+        app.state.kdeps.lifecycle.keepalive = 0.15
         async with serving(app) as port:
             yield f"http://127.0.0.1:{port}", fake
 

@@ -150,7 +150,7 @@ async def test_images_are_base64_blocks(fake: AnthropicFake) -> None:
 async def test_wrong_key_is_auth_error_with_provider_message(fake: AnthropicFake) -> None:
     with pytest.raises(AuthError) as info:
         await ask(fake, req(), key="sk-ant-wrong")
-    assert info.value.status == 401 and "invalid x-api-key" in info.value.message
+    assert info.value.upstream_status == 401 and "invalid x-api-key" in info.value.message
     assert "sk-ant-wrong" not in str(info.value)
 
 
@@ -200,7 +200,7 @@ async def test_server_errors_are_retryable_upstream_errors(fake: AnthropicFake, 
     fake.fail(status, "Overloaded" if status == 529 else "Internal server error")
     with pytest.raises(UpstreamError) as info:
         await ask(fake, req())
-    assert info.value.status == status and info.value.retryable
+    assert info.value.upstream_status == status and info.value.retryable
 
 
 async def test_overloaded_then_success_is_retried(fake: AnthropicFake) -> None:
@@ -261,7 +261,7 @@ async def test_error_event_mid_stream(fake: AnthropicFake) -> None:
     with pytest.raises(UpstreamError, match="Overloaded") as info:
         async for delta in client.stream(req(), at(fake), retry=ONCE):
             seen.append(delta.text)
-    assert info.value.status == 529 and seen
+    assert info.value.upstream_status == 529 and seen
 
 
 async def test_stream_error_status_before_first_byte(fake: AnthropicFake) -> None:

@@ -223,7 +223,7 @@ async def test_bad_tool_arguments_are_invalid_response(fake: CohereFake) -> None
     data = answer(calls=[("weather", {})])
     data["message"]["tool_calls"][0]["function"]["arguments"] = "{not json"
     fake.push(json_reply(data))
-    with pytest.raises(InvalidResponseError, match="not JSON"):
+    with pytest.raises(InvalidResponseError, match="not valid JSON"):
         await ask(fake, req(tools=[WEATHER]))
 
 

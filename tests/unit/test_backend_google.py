@@ -254,12 +254,12 @@ async def test_images_are_inline_data(fake: GeminiFake) -> None:
 async def test_wrong_key_is_auth_error(fake: GeminiFake) -> None:
     with pytest.raises(AuthError) as info:
         await ask(fake, req(), key="AIza-wrong")
-    assert info.value.status == 400 and "API key not valid" in info.value.message
+    assert info.value.upstream_status == 400 and "API key not valid" in info.value.message
 
 
 async def test_missing_key_403_is_auth_error(fake: GeminiFake) -> None:
     err = await raw_error(fake, None)
-    assert isinstance(err, AuthError) and err.status == 403 and "unregistered callers" in err.message
+    assert isinstance(err, AuthError) and err.upstream_status == 403 and "unregistered callers" in err.message
 
 
 async def test_unknown_model_is_not_found(fake: GeminiFake) -> None:

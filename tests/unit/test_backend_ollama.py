@@ -166,7 +166,7 @@ async def test_images_are_raw_base64(fake: OllamaFake, ep: Endpoint) -> None:
 async def test_model_not_found_suggests_pull(fake: OllamaFake, ep: Endpoint) -> None:
     with pytest.raises(NotFoundError) as info:
         await chat(ChatRequest(model="llama3.3", messages=[Message("user", "hi")]), ep)
-    assert info.value.status == 404
+    assert info.value.upstream_status == 404
     assert 'model "llama3.3" not found' in info.value.message
     assert "ollama pull llama3.3" in info.value.message
 

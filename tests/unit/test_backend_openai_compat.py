@@ -284,7 +284,7 @@ async def test_wrong_key_is_an_auth_error(env: Any) -> None:
     backend, fake, _ = env
     with pytest.raises(AuthError) as info:
         await chat(backend, ask(), Endpoint(backend.name, fake.url, "sk-wrong"))
-    assert info.value.status == 401
+    assert info.value.upstream_status == 401
     assert "sk-wrong" not in str(info.value)
     assert ("Unauthorized" if backend.name == "mistral" else "Incorrect API key") in info.value.message
 
@@ -354,7 +354,7 @@ async def test_server_error_is_upstream(env: Any) -> None:
     fake.fail(500, "The server had an error while processing your request.")
     with pytest.raises(UpstreamError, match="server had an error") as info:
         await chat(backend, ask(), ep)
-    assert info.value.status == 500 and info.value.retryable
+    assert info.value.upstream_status == 500 and info.value.retryable
 
 
 async def test_broken_answers(env: Any) -> None:

@@ -68,6 +68,6 @@ def test_endpoint_default_backend_and_its_upstream_alias() -> None:
 def test_endpoint_errors_before_any_call() -> None:
     with pytest.raises(AuthError, match="GROQ_API_KEY") as info:
         _resolve("groq", {"GROQ_API_KEY": " "}, api_key=" ")
-    assert info.value.status == 0
+    assert info.value.upstream_status == 0
     with pytest.raises(UnknownBackendError, match="did you mean 'openai'"):
         _resolve("opneai", {})

@@ -235,7 +235,7 @@ async def test_attempts_exhausted_raises_last_error(primary: JsonFake) -> None:
     primary.push(*[json_reply({"error": f"boom {i}"}, 500) for i in range(3)])
     with pytest.raises(UpstreamError, match="boom 2") as info:
         await complete(_req(), _ep(primary), retry=FAST)
-    assert info.value.status == 500
+    assert info.value.upstream_status == 500
     assert len(primary.requests) == 3
 
 
@@ -245,7 +245,7 @@ async def test_request_errors_are_not_retried(primary: JsonFake, status: int, er
     primary.push(json_reply({"error": "no way"}, status))
     with pytest.raises(error, match="no way") as info:
         await complete(_req(), _ep(primary), retry=FAST)
-    assert info.value.status == status
+    assert info.value.upstream_status == status
     assert len(primary.requests) == 1
 
 
@@ -368,7 +368,7 @@ async def test_single_attempt_policy(primary: JsonFake) -> None:
 async def test_missing_key_fails_before_any_request(primary: JsonFake) -> None:
     with pytest.raises(AuthError, match="TESTJSON_API_KEY") as info:
         await complete(_req(), _ep(primary, key=None))
-    assert info.value.status == 0
+    assert info.value.upstream_status == 0
     with pytest.raises(AuthError, match="TESTJSON_API_KEY"):
         await complete(_req(), _ep(primary, key="  "))
     assert primary.requests == []

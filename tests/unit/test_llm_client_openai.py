@@ -82,7 +82,7 @@ async def test_wrong_key_no_retry_no_fallback_no_leak(openai: OpenAICompatFake, 
     wrong = "sk-wrong-abcdef0123456789"
     with pytest.raises(AuthError, match="Incorrect API key") as info:
         await complete_with_fallback(_req(), _ep(openai, key=wrong), [_ep(groq, "groq")], retry=RETRY)
-    assert info.value.status == 401
+    assert info.value.upstream_status == 401
     assert len(openai.requests) == 1 and groq.requests == []
     for text in [str(info.value), *(r.getMessage() for r in caplog.records)]:
         assert wrong not in text

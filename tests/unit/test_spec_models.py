@@ -10,7 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from kdeps.spec import BACKENDS, DEFAULT_BACKEND, load_project
-from kdeps.spec.models import Chat, HttpClient, OnError, Resource, Run, Workflow
+from kdeps.spec.actions import Chat, HttpClient
+from kdeps.spec.resources import OnError, Resource, Run
+from kdeps.spec.workflow import Workflow
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "spec"
 

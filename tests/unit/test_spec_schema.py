@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from kdeps.spec import BACKENDS
-from kdeps.spec.models import Chat, Resource, Workflow
+from kdeps.spec.actions import Chat
+from kdeps.spec.resources import Resource
 from kdeps.spec.schema import json_schema
+from kdeps.spec.workflow import Workflow
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "spec"
 DRAFT7_KEYWORDS = {

@@ -387,13 +387,13 @@ def _timeout_message(backend: str, timeout: float) -> str:
 
 def _resource_error(resource: str, exc: LLMError, state: _Run | None, timeout: float) -> KdepsError:
     backend = exc.backend or (state.backend if state else "llm")
-    status = f" HTTP {exc.status}" if exc.status else ""
+    status = f" HTTP {exc.upstream_status}" if exc.upstream_status else ""
     message = f"{backend}{status}: {exc.message}"
     code = 502
     if isinstance(exc, LLMTimeoutError):
         message = _timeout_message(backend, timeout)
         code = 504
-    elif isinstance(exc, AuthError) and not exc.status:
+    elif isinstance(exc, AuthError) and not exc.upstream_status:
         code = 400
     return ResourceError(resource, client.redact(message, state.secrets if state else []), code)
 

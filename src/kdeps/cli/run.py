@@ -100,11 +100,8 @@ async def _once(project: Any, inputs: dict[str, Any], method: str | None, route:
     request = RequestData(method=verb, path=path, route=path, body=inputs if verb != "GET" else None,
                           query=inputs if verb == "GET" else {}, headers={"content-type": "application/json"},
                           client_ip="127.0.0.1")
-    detail = None
     try:
         response = await Engine(project).handle(request)
-    except Exception as exc:  # what the server answers for an error escaping the engine
-        response, detail = _failure(exc, request)
     finally:
         from kdeps.llm.transport import aclose
 
@@ -116,25 +113,9 @@ async def _once(project: Any, inputs: dict[str, Any], method: str | None, route:
         error = error if isinstance(error, dict) else {"message": error}
         resource = error.get("resource") or error.get("resourceId")
         where = f" in resource '{resource}'" if resource else ""
-        click.echo(f"error (HTTP {response.status}){where}: {detail or error.get('message', response.body)}",
+        click.echo(f"error (HTTP {response.status}){where}: {error.get('message', response.body)}",
                    err=True)
     return response.status
-
-
-def _failure(exc: Exception, request: Any) -> tuple[Any, str | None]:
-    """The server's answer for an exception escaping the engine, and the detail stderr shows for an
-    unexpected one (the server logs it; a person running --once wants it on the spot)."""
-    from kdeps.engine.request import ResponseData
-    from kdeps.engine.validation import error_body as validation_body
-    from kdeps.errors import InputValidationError, KdepsError
-    from kdeps.server.streaming import error_body, failure
-
-    if isinstance(exc, InputValidationError):
-        return ResponseData(exc.status, validation_body(exc, request)), None
-    if isinstance(exc, KdepsError):
-        return failure(exc, request.request_id), None
-    body = error_body("internal server error", requestId=request.request_id)
-    return ResponseData(500, body), f"internal error: {type(exc).__name__}: {exc}"
 
 
 class _NoTraceback(logging.Formatter):

@@ -19,7 +19,7 @@ from kdeps.deploy.secrets import is_secret_env, literal_secrets
 
 if TYPE_CHECKING:
     from kdeps.spec.loader import Project
-    from kdeps.spec.models import Route
+    from kdeps.spec.workflow import Route
 
 GPU_KINDS = ("cuda", "rocm", "intel", "vulkan")
 DEFAULT_PYTHON = "3.12"

@@ -10,11 +10,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from kdeps import observability
+from kdeps import envelope, observability
 from kdeps.actions import get_action
 from kdeps.engine.request import RequestData, ResponseData
 from kdeps.engine.scope import AgentInfo, LoopState, RequestState, ResourceRecord, Scope, agent_env
-from kdeps.engine.validation import check_input, error_body
+from kdeps.engine.validation import check_input
 from kdeps.errors import ExprError, InputValidationError, KdepsError, PreflightError, ResourceError
 from kdeps.expr import Env, Program, evaluate, render
 from kdeps.expr.template import unbrace
@@ -54,20 +54,14 @@ class Engine:
                                meta.target_action_id)
 
     async def handle(self, request: RequestData, *, emit: Emit | None = None) -> ResponseData:
-        """Run the workflow for one request and shape the target's answer as the HTTP response."""
+        """Run the workflow for one request and shape the target's answer as the HTTP response. Every
+        failure is answered here too (its envelope), so callers never see an exception but cancellation."""
         state = RequestState(request, self.env, agent=self.agent)
         try:
             await self.run(state, emit=emit)
-        except InputValidationError as err:
-            response = ResponseData(err.status, error_body(err, request))
-        except PreflightError as err:
-            response = ResponseData(err.status, {"success": False, "error": {
-                "code": err.status, "message": err.message, "resource": err.resource}})
-        except ResourceError as err:
-            response = ResponseData(err.status, {"success": False, "error": {
-                "resource": err.resource, "message": err.message}})
-        else:
             response = self._response(state)
+        except Exception as exc:
+            response = failure(exc, request)
         response.session_changed = state.session_changed
         response.resources = list(state.records)
         response.usage = _token_totals(state)
@@ -100,7 +94,7 @@ class Engine:
         record = state.records.get(self.target) or ResourceRecord()
         api = record.meta.get("api_response")
         if api is None:
-            body: Any = {"success": True, "data": record.output}
+            body: Any = envelope.success(record.output)
             status, headers = 200, {}
         else:
             body, status, headers = record.output, api["status"], api["headers"]
@@ -220,7 +214,7 @@ class Engine:
         for attempt in range(1, attempts + 1):
             try:
                 return await self._execute(plan, scope, record, emit)
-            except PreflightError:
+            except (PreflightError, InputValidationError):
                 raise
             except ResourceError as err:
                 error = err
@@ -375,6 +369,18 @@ def _check_restrictions(plan: ResourcePlan, request: RequestData) -> None:
         raise Skipped
     if plan.routes and request.route not in plan.routes and request.path not in plan.routes:
         raise Skipped
+
+
+def failure(exc: Exception, request: RequestData) -> ResponseData:
+    """The answer for a request that failed: a KdepsError's own status and envelope; anything else is a
+    bug, logged with its traceback and answered 500 without one."""
+    meta = envelope.request_meta(request.request_id, request.path, request.method)
+    if not isinstance(exc, KdepsError):
+        log.error("request %s failed unexpectedly: %s: %s", request.request_id, type(exc).__name__, exc,
+                  exc_info=exc)
+        exc = KdepsError("internal server error")
+    status = exc.status if 400 <= exc.status <= 599 else 500
+    return ResponseData(status, exc.envelope(meta))
 
 
 def _as_resource_error(aid: str, err: KdepsError) -> ResourceError:

@@ -7,18 +7,18 @@ rules and custom expression rules, checked as KDeps' engine checks them.
 `data` is the request's input as one mapping (body fields, query parameters, headers:
 `Scope.request_data()`); `evaluate` runs one expression in the resource's scope (custom rules).
 Field problems are all reported together; custom rules run only when the fields are valid. A failure
-raises `InputValidationError` (status 422); `error_body(err)` is the JSON answer:
+raises `InputValidationError` (status 422), whose envelope is the JSON answer:
 
     {"success": false,
      "error": {"code": "VALIDATION_ERROR", "message": "Input validation failed", "resourceId": "...",
                "details": {"errors": [{"field": "email", "type": "required",
-                                       "message": "field 'email' is required"}]}}}
+                                       "message": "field 'email' is required"}]}},
+     "meta": {"requestID": "...", "timestamp": "...", "path": "...", "method": "..."}}
 """
 
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -26,11 +26,10 @@ from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
-from kdeps.engine.request import RequestData
 from kdeps.errors import InputValidationError, KdepsError
-from kdeps.expr.builtins import op_matches
+from kdeps.expr.builtins.operators import op_matches
 from kdeps.expr.values import go_float, type_name
-from kdeps.spec.models import FieldRule, InputValidation
+from kdeps.spec.resources import FieldRule, InputValidation
 
 Problem = dict[str, Any]
 
@@ -46,19 +45,6 @@ def check_input(rules: InputValidation, data: Mapping[str, Any], evaluate: Calla
     problems = custom_problems(rules, evaluate)
     if problems:
         raise InputValidationError(resource, problems, "Custom validation failed")
-
-
-def error_body(err: InputValidationError, request: RequestData | None = None) -> dict[str, Any]:
-    """The 422 answer for `err`, as KDeps' API server shapes it (with `meta` when `request` is given)."""
-    error: dict[str, Any] = {"code": "VALIDATION_ERROR", "message": err.message}
-    if err.resource:
-        error["resourceId"] = err.resource
-    error["details"] = {"errors": err.errors}
-    body: dict[str, Any] = {"success": False, "error": error}
-    if request is not None:
-        body["meta"] = {"requestID": request.request_id, "path": request.path, "method": request.method,
-                        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return body
 
 
 def field_rules(rules: InputValidation) -> list[tuple[str, FieldRule]]:

@@ -7,40 +7,17 @@ only to the builtins table or to the host functions in `Env.functions`.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from kdeps.errors import ExprError, KdepsError
 from kdeps.expr import values as V
-from kdeps.expr.builtins import (
-    ARITY,
-    BUDGETED,
-    BUILTINS,
-    PREDICATE_BUILTINS,
-    op_contains,
-    op_ends_with,
-    op_in,
-    op_matches,
-    op_starts_with,
-)
-from kdeps.expr.gotime import format_time
+from kdeps.expr.builtins import BUDGETED, PREDICATE_BUILTINS
+from kdeps.expr.builtins.operators import op_contains, op_ends_with, op_in, op_matches, op_starts_with
+from kdeps.expr.calls import function_call, method_call, predicate_call
 from kdeps.expr.parser import Node, parse
-from kdeps.expr.runtime import ACTIVE, Env, Frame, active_frame
-
-Fn = Callable[[Frame], Any]
-
-
-class _ChainNil(Exception):
-    """Raised by `?.` on nil; caught at the end of the member chain, which then yields nil."""
-
-
-def _at(exc: ExprError, pos: int) -> ExprError:
-    if exc.pos is None:
-        exc.pos = pos
-    return exc
+from kdeps.expr.runtime import ACTIVE, ChainNil, Env, Fn, Frame, active_frame, at_pos
 
 
 class Program:
@@ -253,7 +230,7 @@ def _unary(node: Node, scope: frozenset[str]) -> Fn:
             try:
                 return V.negate(operand(f))
             except ExprError as exc:
-                raise _at(exc, pos) from None
+                raise at_pos(exc, pos) from None
 
         return run_neg
 
@@ -285,28 +262,8 @@ def _binary(node: Node, scope: frozenset[str]) -> Fn:
     left, right = _compile(left_node, scope), _compile(right_node, scope)
     pos = node.pos
 
-    if op in ("&&", "and"):
-
-        def run_and(f: Frame) -> Any:
-            a = left(f)
-            if a is False:
-                return False
-            if a is True:
-                return right(f)
-            raise ExprError(f"non-bool value ({V.type_name(a)}) used with '{op}'", pos=pos)
-
-        return run_and
-    if op in ("||", "or"):
-
-        def run_or(f: Frame) -> Any:
-            a = left(f)
-            if a is True:
-                return True
-            if a is False:
-                return right(f)
-            raise ExprError(f"non-bool value ({V.type_name(a)}) used with '{op}'", pos=pos)
-
-        return run_or
+    if op in ("&&", "and", "||", "or"):
+        return _short_circuit(op, left, right, pos)
     if op == "??":
 
         def run_coalesce(f: Frame) -> Any:
@@ -330,7 +287,7 @@ def _binary(node: Node, scope: frozenset[str]) -> Fn:
             try:
                 return compare(op, a, b)
             except ExprError as exc:
-                raise _at(exc, pos) from None
+                raise at_pos(exc, pos) from None
 
         return run_compare
     if op == "in" and right_node.kind == "binary" and right_node.args[0] == "..":
@@ -343,9 +300,26 @@ def _binary(node: Node, scope: frozenset[str]) -> Fn:
         try:
             return fn(a, b)
         except ExprError as exc:
-            raise _at(exc, pos) from None
+            raise at_pos(exc, pos) from None
 
     return run_op
+
+
+def _short_circuit(op: str, left: Fn, right: Fn, pos: int) -> Fn:
+    """`&&` and `||`: the left side decides alone when it is the operator's absorbing value (false
+    for `&&`, true for `||`); both sides must be booleans."""
+    decided = op in ("||", "or")
+    undecided = not decided
+
+    def run(f: Frame) -> Any:
+        a = left(f)
+        if a is decided:
+            return decided
+        if a is undecided:
+            return right(f)
+        raise ExprError(f"non-bool value ({V.type_name(a)}) used with '{op}'", pos=pos)
+
+    return run
 
 
 def _in_range(needle: Fn, range_node: Node, scope: frozenset[str], pos: int) -> Fn:
@@ -355,7 +329,7 @@ def _in_range(needle: Fn, range_node: Node, scope: frozenset[str], pos: int) -> 
     def run(f: Frame) -> bool:
         value, a, b = needle(f), low(f), high(f)
         if type(a) is not int or type(b) is not int:
-            raise _at(V.mismatch("..", a, b), pos)
+            raise at_pos(V.mismatch("..", a, b), pos)
         return V.is_number(value) and a <= value <= b and value == int(value)
 
     return run
@@ -400,11 +374,11 @@ def _member(node: Node, scope: frozenset[str]) -> Fn:
             if type(target) is dict:
                 return target.get(key)
             if target is None and optional:
-                raise _ChainNil
+                raise ChainNil
             try:
                 return _fetch(target, key)
             except ExprError as exc:
-                raise _at(exc, pos) from None
+                raise at_pos(exc, pos) from None
 
         return run_const
     key_fn = _compile(key_node, scope)
@@ -412,12 +386,12 @@ def _member(node: Node, scope: frozenset[str]) -> Fn:
     def run(f: Frame) -> Any:
         target = obj(f)
         if target is None and optional:
-            raise _ChainNil
+            raise ChainNil
         index = key_fn(f)
         try:
             return _fetch(target, index)
         except ExprError as exc:
-            raise _at(exc, pos) from None
+            raise at_pos(exc, pos) from None
 
     return run
 
@@ -428,7 +402,7 @@ def _chain(node: Node, scope: frozenset[str]) -> Fn:
     def run(f: Frame) -> Any:
         try:
             return inner(f)
-        except _ChainNil:
+        except ChainNil:
             return None
 
     return run
@@ -463,206 +437,20 @@ def _slice(node: Node, scope: frozenset[str]) -> Fn:
     return run
 
 
-def _suggest(name: str, f: Frame | None) -> str:
-    names = set(BUILTINS) | set(PREDICATE_BUILTINS)
-    if f is not None:
-        names |= set(f.funcs)
-    close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _call_error(name: str, fn: Any, exc: BaseException, pos: int) -> BaseException:
-    if isinstance(exc, ExprError):
-        return _at(exc, pos)
-    if isinstance(exc, KdepsError):
-        return exc
-    if not callable(fn):
-        return ExprError(f"'{name}' is a namespace, not a function; call one of its members like {name}.x()",
-                         pos=pos)
-    if isinstance(exc, RecursionError):
-        return exc
-    return ExprError(f"{name}() failed: {exc}", pos=pos)
-
-
 def _call(node: Node, scope: frozenset[str]) -> Fn:
     name, arg_nodes = node.args
-    pos = node.pos
     if name in PREDICATE_BUILTINS:
-        return _predicate_call(name, arg_nodes, scope, pos)
-    args = [_compile(a, scope) for a in arg_nodes]
-    count = len(args)
-    fallback = _builtin_for(name, count)
-
-    def missing(f: Frame) -> Any:
-        if fallback is None:
-            raise ExprError(f"unknown function '{name}'{_suggest(name, f)}", pos=pos)
-        return fallback
-
-    if count == 0:
-
-        def call0(f: Frame) -> Any:
-            fn: Any = f.funcs.get(name)
-            if fn is None:
-                fn = missing(f)
-            try:
-                return fn()
-            except Exception as exc:
-                raise _call_error(name, fn, exc, pos) from None
-
-        return call0
-    if count == 1:
-        (a0,) = args
-
-        def call1(f: Frame) -> Any:
-            fn: Any = f.funcs.get(name)
-            if fn is None:
-                fn = missing(f)
-            try:
-                return fn(a0(f))
-            except Exception as exc:
-                raise _call_error(name, fn, exc, pos) from None
-
-        return call1
-    if count == 2:
-        a0, a1 = args
-
-        def call2(f: Frame) -> Any:
-            fn: Any = f.funcs.get(name)
-            if fn is None:
-                fn = missing(f)
-            try:
-                return fn(a0(f), a1(f))
-            except Exception as exc:
-                raise _call_error(name, fn, exc, pos) from None
-
-        return call2
-
-    def calln(f: Frame) -> Any:
-        fn: Any = f.funcs.get(name)
-        if fn is None:
-            fn = missing(f)
-        try:
-            return fn(*[a(f) for a in args])
-        except Exception as exc:
-            raise _call_error(name, fn, exc, pos) from None
-
-    return calln
-
-
-def _builtin_for(name: str, count: int) -> Callable[..., Any] | None:
-    """The builtin called `name` for `count` arguments (one raising an arity error if they don't fit)."""
-    builtin = BUILTINS.get(name)
-    if builtin is None:
-        return None
-    low, high = ARITY[name]
-    if low <= count and (high < 0 or count <= high):
-        return builtin
-    expected = f"{low}" if low == high else f"{low} to {high}" if high >= 0 else f"at least {low}"
-    message = f"{name}() expects {expected} argument{'' if expected == '1' else 's'}, got {count}"
-
-    def wrong_arity(*_: Any) -> Any:
-        raise ExprError(message)
-
-    return wrong_arity
-
-
-def _predicate_call(name: str, arg_nodes: list[Node], scope: frozenset[str], pos: int) -> Fn:
-    impl = PREDICATE_BUILTINS[name]
-    parts: list[tuple[bool, Fn]] = []
-    for a in arg_nodes:
-        if a.kind == "pred":
-            parts.append((True, _compile(a.args[0], scope)))
-        else:
-            parts.append((False, _compile(a, scope)))
-
-    def run(f: Frame) -> Any:
-        args = [fn if is_pred else fn(f) for is_pred, fn in parts]
-        try:
-            return impl(f, *args)
-        except ExprError as exc:
-            raise _at(exc, pos) from None
-
-    return run
-
-
-# Methods callable on dates and durations (expr-lang exposes Go's time methods); nothing else.
-def _date_methods() -> dict[str, Callable[..., Any]]:
-    def unix(d: datetime) -> int:
-        return int(d.timestamp())
-
-    return {
-        "Year": lambda d: d.year, "Month": lambda d: d.month, "Day": lambda d: d.day,
-        "Hour": lambda d: d.hour, "Minute": lambda d: d.minute, "Second": lambda d: d.second,
-        "Nanosecond": lambda d: d.microsecond * 1000, "Weekday": lambda d: (d.weekday() + 1) % 7,
-        "YearDay": lambda d: d.timetuple().tm_yday, "Unix": unix,
-        "UnixMilli": lambda d: int(d.timestamp() * 1000),
-        "Format": lambda d, layout: format_time(d, layout) if isinstance(layout, str) else _bad_layout(),
-        "Add": lambda d, x: V.add(d, x), "Sub": lambda d, x: V.sub(d, x),
-        "Before": lambda d, x: V.compare("<", d, x), "After": lambda d, x: V.compare(">", d, x),
-        "Equal": lambda d, x: V.equal(d, x), "UTC": lambda d: d.astimezone(UTC),
-        "Local": lambda d: d.astimezone(), "String": lambda d: V.to_text(d),
-    }
-
-
-def _bad_layout() -> Any:
-    raise ExprError("Format() expects a layout string")
-
-
-def _duration_methods() -> dict[str, Callable[..., Any]]:
-    return {
-        "Hours": lambda t: t.total_seconds() / 3600, "Minutes": lambda t: t.total_seconds() / 60,
-        "Seconds": lambda t: t.total_seconds(), "Milliseconds": lambda t: int(t.total_seconds() * 1000),
-        "String": lambda t: V.go_duration(t),
-    }
-
-
-DATE_METHODS = _date_methods()
-DURATION_METHODS = _duration_methods()
+        parts = [(True, _compile(a.args[0], scope)) if a.kind == "pred" else (False, _compile(a, scope))
+                 for a in arg_nodes]
+        return predicate_call(name, parts, node.pos)
+    return function_call(name, [_compile(a, scope) for a in arg_nodes], node.pos)
 
 
 def _method(node: Node, scope: frozenset[str]) -> Fn:
     obj_node, name, arg_nodes, optional = node.args
     args = [_compile(a, scope) for a in arg_nodes]
-    pos = node.pos
     namespace = obj_node.args[0] if obj_node.kind == "ident" and obj_node.args[0] not in scope else None
-    obj = _compile(obj_node, scope)
-
-    def run(f: Frame) -> Any:
-        if namespace is not None:
-            space = f.funcs.get(namespace)
-            if space is not None and isinstance(space, Mapping):
-                fn = space.get(name)
-                if fn is None:
-                    close = difflib.get_close_matches(name, sorted(space), n=1, cutoff=0.6)
-                    hint = f" (did you mean '{namespace}.{close[0]}'?)" if close else ""
-                    raise ExprError(f"unknown function '{namespace}.{name}'{hint}", pos=pos)
-                try:
-                    return fn(*[a(f) for a in args])
-                except Exception as exc:
-                    raise _call_error(f"{namespace}.{name}", fn, exc, pos) from None
-        target = obj(f)
-        if target is None and optional:
-            raise _ChainNil
-        table = (
-            DATE_METHODS if isinstance(target, datetime)
-            else DURATION_METHODS if isinstance(target, timedelta)
-            else None
-        )
-        method = table.get(name) if table is not None else None
-        if method is None:
-            raise ExprError(
-                f"cannot call method '{name}' on {V.type_name(target)}; expressions have no methods "
-                f"(use a function such as lower(x) or trim(x))",
-                pos=pos,
-            )
-        try:
-            return method(target, *[a(f) for a in args])
-        except ExprError as exc:
-            raise _at(exc, pos) from None
-        except TypeError:
-            raise ExprError(f"wrong number of arguments for method '{name}'", pos=pos) from None
-
-    return run
+    return method_call(_compile(obj_node, scope), name, args, namespace, optional, node.pos)
 
 
 def _pred(node: Node, scope: frozenset[str]) -> Fn:  # only reached for a predicate outside a call

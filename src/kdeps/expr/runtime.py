@@ -83,6 +83,21 @@ class Frame:
         self.check_time()
 
 
+Fn = Callable[[Frame], Any]
+"""A compiled node: evaluates against the frame of one run."""
+
+
+class ChainNil(Exception):
+    """Raised by `?.` on nil; caught at the end of the member chain, which then yields nil."""
+
+
+def at_pos(exc: ExprError, pos: int) -> ExprError:
+    """`exc` located at `pos` in the source, unless it already names a position."""
+    if exc.pos is None:
+        exc.pos = pos
+    return exc
+
+
 ACTIVE: ContextVar[Frame | None] = ContextVar("kdeps_expr_frame", default=None)
 """The frame of the evaluation running in this thread or task (`Program.run` sets it)."""
 

@@ -277,7 +277,7 @@ def _clean(exc: LLMError, call: _Call) -> LLMError:
 
 
 def _log_retry(error: LLMError, wait: float, attempt: int, call: _Call) -> None:
-    status = f"HTTP {error.status}" if error.status else type(error).__name__
+    status = f"HTTP {error.upstream_status}" if error.upstream_status else type(error).__name__
     log.warning("%s: %s (%s); retrying in %.2f s (attempt %d of %d)", error.backend, status,
                 error.message[:200], wait, attempt + 1, call.policy.max_attempts)
 

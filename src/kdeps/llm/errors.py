@@ -28,18 +28,20 @@ def hide_urls(text: str) -> str:
 
 
 class LLMError(KdepsError):
+    """A failed model call. `upstream_status` is the provider's HTTP status (0 when there was no answer);
+    the status kdeps answers its own client with is decided by the engine, not here."""
+
     retryable = False
 
     def __init__(self, backend: str, message: str, status: int = 0, retry_after: float | None = None) -> None:
-        self.backend, self.status, self.retry_after = backend, status, retry_after
+        self.backend, self.upstream_status, self.retry_after = backend, status, retry_after
         self.detail = message
-        self.message = hide_urls(message)
-        super().__init__(str(self))
+        super().__init__(hide_urls(message))
         if self.message != message:
             log.warning("%s%s: %s", backend, f" HTTP {status}" if status else "", message)
 
     def __str__(self) -> str:
-        status = f" HTTP {self.status}" if self.status else ""
+        status = f" HTTP {self.upstream_status}" if self.upstream_status else ""
         return f"{self.backend}{status}: {self.message}"
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kdeps.errors import KdepsError, SpecErrors
+from kdeps.errors import HTTPError, KdepsError, SpecErrors
 
 log = logging.getLogger("kdeps.dev")
 
@@ -166,9 +166,9 @@ def waiting_app(err: BaseException) -> Any:
 class _Waiting:
     def __init__(self, error_text: str) -> None:
         self.error_text = error_text
-        self.body = json.dumps({"success": False, "error": {
-            "message": "the agent has errors; fix them and save",
-            "details": [line.strip() for line in error_text.splitlines()]}}).encode()
+        refusal = HTTPError(503, "the agent has errors; fix them and save",
+                            details=[line.strip() for line in error_text.splitlines()])
+        self.body = json.dumps(refusal.envelope()).encode()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

@@ -18,18 +18,10 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from kdeps.engine.request import UploadedFile
-from kdeps.errors import KdepsError
+from kdeps.errors import HTTPError, KdepsError
 from kdeps.server.limits import JSONTooDeep, loads_json
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class HTTPError(Exception):
-    """A client error answered as JSON with `status`; never shown with a traceback."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
 
 
 class BodyTooLarge(HTTPError):
@@ -77,17 +69,11 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: list[Network]) -> s
 
 def query_dict(query_string: bytes) -> dict[str, Any]:
     """Query parameters; a repeated name gives a list of its values."""
-    out: dict[str, Any] = {}
-    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-        if key in out:
-            prev = out[key]
-            out[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
-        else:
-            out[key] = value
-    return out
+    return _form_dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
 
 
 def _form_dict(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Name/value pairs as a dict; a repeated name gives a list of its values."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:

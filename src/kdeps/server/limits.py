@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kdeps.errors import HTTPError
+
 MAX_HEAD_BYTES = 64 * 1024  # request line plus headers
 MAX_HEADERS = 100
 HEAD_TIMEOUT = 10.0  # from connection (or first byte of the next request) to the end of the head
@@ -57,7 +59,7 @@ def loads_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 
 def _refusal(status: int, reason: str, message: str) -> bytes:
-    body = json.dumps({"success": False, "error": {"message": message}}).encode()
+    body = json.dumps(HTTPError(status, message).envelope()).encode()
     return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 

@@ -36,10 +36,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kdeps.engine.request import RequestData, ResponseData
+from kdeps.errors import HTTPError
 from kdeps.llm.conversation import Conversation
-from kdeps.server.incoming import HTTPError
 from kdeps.server.limits import JSONTooDeep, loads_json
-from kdeps.server.streaming import KEEPALIVE, SSE_HEADERS, EngineRun, ResponseSender, json_bytes, sse
+from kdeps.server.streaming import ResponseSender, json_bytes, sse
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope
@@ -51,7 +51,7 @@ CHAT = "/v1/chat/completions"
 _JSON = {"content-type": "application/json"}
 _DONE = b"data: [DONE]\n\n"
 
-Outcome = tuple[str, list[str] | None]  # (route label for the access log, resources that ran)
+Outcome = tuple[str, ResponseData | None]  # (route label for the access log, the workflow's answer)
 
 # Request parameters a workflow cannot honour, each with the test that it was asked for.
 _UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
@@ -146,12 +146,13 @@ def last_user_text(messages: list[Any]) -> str | None:
     return None
 
 
-class _Refused(Exception):
+class _Refused(HTTPError):
+    """A request refused with OpenAI's error object (`code`, `param`)."""
+
     def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.headers = status, headers or {}
-        self.body = error_object(status, message, code, param)
+        super().__init__(status, message, headers)
+        self.openai_code, self.param = code, param
 
 
 async def handle(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str,
@@ -169,10 +170,9 @@ async def handle(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[
             return await _chat(core, scope, receive, headers, request_id, ip, sender)
         await sender.whole(200, _JSON, json_bytes(_models(core, path)))
     except HTTPError as exc:
-        body = error_object(exc.status, exc.message)
+        code, param = (exc.openai_code, exc.param) if isinstance(exc, _Refused) else (None, None)
+        body = error_object(exc.status, exc.message, code, param)
         await sender.whole(exc.status, {**exc.headers, **_JSON}, json_bytes(body))
-    except _Refused as exc:
-        await sender.whole(exc.status, {**exc.headers, **_JSON}, json_bytes(exc.body))
     return path, None
 
 
@@ -251,59 +251,67 @@ async def _chat(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[s
     question = last_user_text(payload["messages"])
     if question is None:
         raise _Refused(400, "'messages' has no message with role 'user'", "invalid_value", "messages")
-    core.admit()  # only a complete request holds a concurrency slot
-    try:
-        return await _answer(core, payload, question, scope, receive, headers, request_id, ip, sender)
-    finally:
-        core.in_flight -= 1
-
-
-async def _answer(core: KdepsASGI, payload: dict[str, Any], question: str, scope: Scope, receive: Receive,
-                  headers: dict[str, str], request_id: str, ip: str, sender: ResponseSender) -> Outcome:
     data = RequestData(method="POST", path=CHAT, route=core.openai_route or CHAT, query={},
                        body={**payload, "q": question}, headers=headers, client_ip=ip, request_id=request_id,
                        conversation=Conversation.from_openai(payload))
-    session_id, is_new = await core._load_session(data, headers)
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    if payload.get("stream"):
-        include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
-        resources = await _stream(core, data, scope, receive, sender, session_id, is_new, completion_id,
-                                  include_usage)
-        return CHAT, resources
-    response = await core.run_engine(data, request_id)
-    extra = await _session(core, response, data, scope, session_id, is_new)
-    if response.status >= 400:
-        await sender.whole(response.status, {**extra, **_JSON}, json_bytes(_failure(response)))
-    else:
-        message = {"role": "assistant", "content": _content(response, data), "refusal": None}
-        body = {"id": completion_id, "object": "chat.completion", "created": int(time.time()),
-                "model": core.model_name, "system_fingerprint": None,
-                "choices": [{"index": 0, "message": message, "logprobs": None,
-                             "finish_reason": _finish(data)}],
+    include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+    answer = _OpenAIAnswer(core.model_name, data, include_usage)
+    with core.slot():  # only a complete request holds a concurrency slot
+        response = await core.lifecycle.serve(data, scope, receive, sender, answer,
+                                              stream=bool(payload.get("stream")))
+    return CHAT, response
+
+
+class _OpenAIAnswer:
+    """The workflow's answer as a `chat.completion`, or streamed as `chat.completion.chunk` events."""
+
+    def __init__(self, model: str, data: RequestData, include_usage: bool) -> None:
+        self.model, self.data, self.include_usage = model, data, include_usage
+        self.id, self.created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        self.streamed = False  # some delta went out
+
+    def whole(self, response: ResponseData) -> tuple[int, dict[str, str], bytes]:
+        if response.status >= 400:
+            return response.status, dict(_JSON), json_bytes(_failure(response))
+        message = {"role": "assistant", "content": self._content(response), "refusal": None}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self._finish()}
+        body = {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "system_fingerprint": None, "choices": [choice],
                 "usage": usage_of(response)}
-        await sender.whole(200, {**extra, **_JSON}, json_bytes(body))
-    return CHAT, response.resources
+        return 200, dict(_JSON), json_bytes(body)
 
+    def opening(self) -> bytes:
+        return self._chunk({"role": "assistant", "content": ""})
 
-def _content(response: ResponseData, data: RequestData) -> str:
-    return answer_text(response.body, json_wanted=bool(data.conversation and data.conversation.json_mode))
+    def delta(self, event: dict[str, Any]) -> bytes:
+        if not event.get("text"):
+            return b""
+        self.streamed = True
+        return self._chunk({"content": str(event["text"])})
 
+    def closing(self, response: ResponseData) -> bytes:
+        if response.status >= 400:
+            return sse(_failure(response))
+        out = b"" if self.streamed else self._chunk({"content": self._content(response)})
+        out += self._chunk({}, self._finish())
+        if self.include_usage:
+            out += sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                        "model": self.model, "system_fingerprint": None, "choices": [],
+                        "usage": usage_of(response)})
+        return out + _DONE
 
-def _finish(data: RequestData) -> str:
-    """The upstream model's finish reason (`stop` when no chat resource answered)."""
-    return (data.conversation.finish_reason if data.conversation else "") or "stop"
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                    "model": self.model, "system_fingerprint": None,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
 
+    def _content(self, response: ResponseData) -> str:
+        conversation = self.data.conversation
+        return answer_text(response.body, json_wanted=bool(conversation and conversation.json_mode))
 
-async def _session(core: KdepsASGI, response: ResponseData, data: RequestData, scope: Scope,
-                   session_id: str, is_new: bool) -> dict[str, str]:
-    """Persist a changed session; the session headers to send. A store failure becomes a 503 response."""
-    changed = bool(response.session_changed)
-    failed = await core.save_session(session_id, data) if changed else None
-    if failed is not None:
-        response.status, response.body = failed.status, {"success": False, "error": {
-            "message": failed.message}}
-        return failed.headers
-    return core.session_headers(session_id, scope, cookie=changed) if changed or not is_new else {}
+    def _finish(self) -> str:
+        """The upstream model's finish reason (`stop` when no chat resource answered)."""
+        return (self.data.conversation.finish_reason if self.data.conversation else "") or "stop"
 
 
 def _failure(response: ResponseData) -> dict[str, Any]:
@@ -315,50 +323,3 @@ def _failure(response: ResponseData) -> dict[str, Any]:
         message = answer_text(body) or f"the workflow answered with status {response.status}"
     extra = {"resource": error["resource"]} if isinstance(error, dict) and error.get("resource") else {}
     return error_object(response.status, message, "workflow_error", **extra)
-
-
-async def _stream(core: KdepsASGI, data: RequestData, scope: Scope, receive: Receive, sender: ResponseSender,
-                  session_id: str, is_new: bool, completion_id: str, include_usage: bool) -> list[str] | None:
-    created = int(time.time())
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                    "model": core.model_name, "system_fingerprint": None,
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
-
-    async def start(extra: dict[str, str]) -> None:
-        await sender.start(200, {**extra, **SSE_HEADERS})
-        await sender.write(chunk({"role": "assistant", "content": ""}))
-
-    streamed = False
-    async with EngineRun(core.engine, data, receive, data.request_id) as run:
-        async for event in run.events(core.keepalive):
-            if not sender.started:
-                await start(core.session_headers(session_id, scope, cookie=True))
-            if event is None:
-                await sender.write(KEEPALIVE)
-            elif event.get("text"):
-                streamed = True
-                await sender.write(chunk({"content": str(event["text"])}))
-    response = run.response
-    if response is None:  # the client went away; the run was cancelled
-        sender.left = True
-        return None
-    extra = await _session(core, response, data, scope, session_id, is_new)
-    if response.status >= 400:
-        if sender.started:
-            await sender.write(sse(_failure(response)))
-        else:
-            await sender.whole(response.status, {**extra, **_JSON}, json_bytes(_failure(response)))
-        return response.resources
-    if not sender.started:
-        await start(extra)
-    if not streamed:
-        await sender.write(chunk({"content": _content(response, data)}))
-    await sender.write(chunk({}, _finish(data)))
-    if include_usage:
-        await sender.write(sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                "model": core.model_name, "system_fingerprint": None, "choices": [],
-                                "usage": usage_of(response)}))
-    await sender.write(_DONE)
-    return response.resources

@@ -16,9 +16,10 @@ from kdeps.errors import ExprError
 from kdeps.expr import compile_template
 from kdeps.expr.parser import Node, parse, walk
 from kdeps.server.config import ServerSettings
+from kdeps.spec.actions import Chat
 from kdeps.spec.graph import reachable_order
-from kdeps.spec.models import Chat, FieldRule
 from kdeps.spec.plan import ResourcePlan
+from kdeps.spec.resources import FieldRule
 
 # get()/input() hints that name a request input; any other hint (env, session, item...) does not
 _INPUT_HINTS = frozenset({"param", "query", "body", "data"})
@@ -307,10 +308,15 @@ _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object", "required": ["success", "error"],
         "properties": {"success": {"const": False}, "error": {
-            "type": "object", "required": ["message"],
-            "properties": {"message": {"type": "string"}, "code": {"type": ["integer", "string"]},
-                           "resource": {"type": "string"}, "requestId": {"type": "string"}}}},
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "resource": {"type": "string"}, "resourceId": {"type": "string"}}},
+                       "meta": {"$ref": "#/components/schemas/RequestMeta"}},
     },
+    "RequestMeta": {
+        "type": "object",
+        "properties": {"requestID": {"type": "string"}, "timestamp": {"type": "string"},
+                       "path": {"type": "string"}, "method": {"type": "string"}}},
     "ValidationError": {
         "type": "object", "required": ["success", "error"],
         "properties": {"success": {"const": False}, "error": {
@@ -321,6 +327,6 @@ _SCHEMAS: dict[str, Any] = {
                                "type": "object", "properties": {"field": {"type": "string"},
                                                                 "type": {"type": "string"},
                                                                 "message": {"type": "string"}}}}}}}},
-                       "meta": {"type": "object"}},
+                       "meta": {"$ref": "#/components/schemas/RequestMeta"}},
     },
 }

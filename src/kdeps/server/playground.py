@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kdeps.addresses import is_loopback
+from kdeps.errors import HTTPError
 from kdeps.server.config import ServerSettings
 from kdeps.server.openapi import describe_routes, openapi_document
 
@@ -170,5 +171,5 @@ def _json(value: Any) -> bytes:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
-    body = _json({"success": False, "error": {"message": message}})
+    body = _json(HTTPError(status, message).envelope())
     return status, body, {**_COMMON, **(headers or {}), "content-type": "application/json"}

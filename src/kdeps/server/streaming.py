@@ -1,23 +1,19 @@
-"""Server-Sent Events plumbing shared by streamed workflow responses and the OpenAI-compatible endpoint.
-
-A streamed run is `engine.handle(request, emit=...)` in its own task; the chat action's delta events
-arrive through a queue. The HTTP status line is held back until there is something to send (the first
-delta, or a keep-alive that is due): a run that fails before that still answers with its real status
-and a JSON body. Once committed, the status is 200 and a late failure travels as an event."""
+"""HTTP response and Server-Sent Events plumbing: the sender every answer goes through, SSE framing, and
+a streamed engine run (`engine.handle(request, emit=...)` in its own task, its chat deltas arriving
+through a queue). `server/lifecycle.py` decides what is sent when."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.types import Receive, Send
 
 from kdeps.engine.request import RequestData, ResponseData
-from kdeps.errors import KdepsError
+from kdeps.engine.runner import failure
 
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE = b": keep-alive\n\n"
@@ -25,16 +21,10 @@ SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contro
                "x-accel-buffering": "no"}
 
 
-log = logging.getLogger("kdeps.server")
 
 
 def json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
-
-
-def error_body(message: str, **extra: Any) -> dict[str, Any]:
-    """The server's JSON error shape: `{"success": false, "error": {"message": ..., ...}}`."""
-    return {"success": False, "error": {"message": message, **extra}}
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
@@ -51,19 +41,6 @@ def sse(data: Any, event: str | None = None) -> bytes:
 def wants_event_stream(headers: dict[str, str]) -> bool:
     """True when the client's Accept header names text/event-stream."""
     return "text/event-stream" in headers.get("accept", "").lower()
-
-
-def failure(exc: BaseException, request_id: str) -> ResponseData:
-    """An exception escaping `engine.handle` as the response the client gets (never a traceback)."""
-    if isinstance(exc, KdepsError):
-        status = getattr(exc, "status", 500)
-        resource = getattr(exc, "resource", None)
-        message = getattr(exc, "message", None) or str(exc)
-        if not isinstance(status, int) or not 400 <= status <= 599:
-            status = 500
-        return ResponseData(status, error_body(message, **({"resource": resource} if resource else {})))
-    log.error("engine failed on request %s", request_id, exc_info=exc)
-    return ResponseData(500, error_body("internal server error", requestId=request_id))
 
 
 class ResponseSender:
@@ -111,8 +88,8 @@ class EngineRun:
     client went away, which cancels the run. Use as `async with EngineRun(...) as run:` so the run
     never outlives the request, whatever happens while sending."""
 
-    def __init__(self, engine: Any, data: RequestData, receive: Receive, request_id: str) -> None:
-        self.request_id = request_id
+    def __init__(self, engine: Any, data: RequestData, receive: Receive) -> None:
+        self.data = data
         self.response: ResponseData | None = None
         self.disconnected = False
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -157,7 +134,7 @@ class EngineRun:
         except asyncio.CancelledError:
             self.disconnected = True
         except Exception as exc:
-            self.response = failure(exc, self.request_id)
+            self.response = failure(exc, self.data)
 
     async def aclose(self) -> None:
         """Stop the run (if still going) and the disconnect watcher."""

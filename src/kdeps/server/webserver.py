@@ -11,25 +11,23 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import aiohttp
 import uvicorn
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from yarl import URL
 
 from kdeps.errors import KdepsError
 from kdeps.server.config import ServerSettings
+from kdeps.server.webproxy import AppProxy, header, plain
 
 log = logging.getLogger("kdeps.webserver")
 
@@ -40,15 +38,8 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 )
-# RFC 9110 7.6.1: meaningful for one connection only, never forwarded.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-    "trailer", "trailers", "transfer-encoding", "upgrade",
-})
-APP_HEADER_TIMEOUT = 30.0  # seconds to wait for a proxied app's response headers, as KDeps
 COMMAND_STOP_GRACE = 5.0
 WORKER_ENV = "KDEPS_SERVE_OPTIONS"  # set by the runner for worker and reload child processes
-_ENV_REF = re.compile(r"""\{\{\s*env\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)\s*\}\}""")
 # Paths the API answers itself on a shared port, even under a web route such as "/".
 _API_PATHS = ("/health", "/ready", "/metrics")
 
@@ -168,7 +159,7 @@ class WebServerApp:
         self.static = {r: StaticFiles(directory=r.directory, html=True, check_dir=False)
                        for r in plan.routes if r.kind == "static" and r.directory is not None}
         self.commands: list[asyncio.subprocess.Process] = []
-        self.session: aiohttp.ClientSession | None = None
+        self.proxy = AppProxy()
         self.listener: _Listener | None = None
         self.listener_task: asyncio.Task[None] | None = None
         self.in_flight = 0
@@ -198,11 +189,11 @@ class WebServerApp:
             if shared and self.api is not None:
                 await self.api(scope, receive, send)
             else:
-                await _plain(scope, send, 404, "Not Found")
+                await plain(scope, send, 404, "Not Found")
             return
         if scope["type"] == "websocket":
             if route.kind == "app":
-                await self._proxy_websocket(route, scope, receive, send)
+                await self.proxy.websocket(route, scope, receive, send)
             else:
                 await send({"type": "websocket.close", "code": 1003})
             return
@@ -211,14 +202,14 @@ class WebServerApp:
         send = _with_security_headers(send)
         refusal = self._admit(scope)
         if refusal is not None:
-            await _plain(scope, send, *refusal)
+            await plain(scope, send, *refusal)
             return
         self.in_flight += 1
         try:
             if route.kind == "static":
                 await self._static(route, scope, receive, send)
             else:
-                await self._proxy_http(route, scope, receive, send)
+                await self.proxy.http(route, scope, receive, send)
         finally:
             self.in_flight -= 1
 
@@ -228,7 +219,7 @@ class WebServerApp:
         if plan.max_concurrent and self.in_flight >= plan.max_concurrent:
             return 503, "Service Unavailable", {"retry-after": "1"}
         if plan.max_body is not None:
-            length = _header(scope, b"content-length")
+            length = header(scope, b"content-length")
             if length is not None and (not length.isdigit() or int(length) > plan.max_body):
                 return 413, "Payload Too Large", {}
         if plan.rate_per_minute:
@@ -250,159 +241,14 @@ class WebServerApp:
     async def _static(self, route: WebRoutePlan, scope: Scope, receive: Receive, send: Send) -> None:
         files = self.static.get(route)
         if files is None or route.directory is None or not route.directory.is_dir():
-            await _plain(scope, send, 404, "Not Found")
+            await plain(scope, send, 404, "Not Found")
             return
         # StaticFiles serves the path below root_path; it refuses anything resolving outside its folder.
         child = {**scope, "root_path": scope.get("root_path", "") + route.prefix}
         try:
             await files(child, receive, send)
         except HTTPException as exc:
-            await _plain(scope, send, exc.status_code, str(exc.detail), dict(exc.headers or {}))
-
-    # -- reverse proxy ----------------------------------------------------------------------------
-    def _target(self, route: WebRoutePlan, scope: Scope, ws: bool = False) -> URL:
-        raw = scope.get("raw_path") or scope["path"].encode()
-        raw_path = raw.decode("latin-1")
-        if route.prefix and raw_path.startswith(route.prefix):
-            raw_path = raw_path[len(route.prefix):]
-        if not raw_path.startswith("/"):
-            raw_path = "/" + raw_path
-        query = scope.get("query_string", b"").decode("latin-1")
-        scheme = "ws" if ws else "http"
-        return URL(f"{scheme}://127.0.0.1:{route.app_port}{raw_path}" + (f"?{query}" if query else ""),
-                   encoded=True)
-
-    def _forward_headers(self, route: WebRoutePlan, scope: Scope, *,
-                         ws: bool = False) -> list[tuple[str, str]]:
-        named = {n.strip().lower() for n in (_header(scope, b"connection") or "").split(",")}
-        out: list[tuple[str, str]] = []
-        host = ""
-        forwarded_for = ""
-        for raw_name, raw_value in scope.get("headers", []):
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            if name == "host":
-                host = value
-                continue
-            if name == "x-forwarded-for":
-                forwarded_for = value
-                continue
-            if name in HOP_BY_HOP or name in named or (ws and name.startswith("sec-websocket-")):
-                continue
-            out.append((name, value))
-        peer = scope["client"][0] if scope.get("client") else ""
-        out.append(("x-forwarded-for", f"{forwarded_for}, {peer}" if forwarded_for else peer))
-        if host:
-            out.append(("x-forwarded-host", host))
-        out.append(("x-forwarded-proto", "https" if scope.get("scheme") in ("https", "wss") else "http"))
-        for name, value in route.headers:
-            out = [(n, v) for n, v in out if n != name.lower()]
-            out.append((name.lower(), _ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), value)))
-        return out
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self.session is None or self.session.closed:
-            self.session = aiohttp.ClientSession(
-                auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-            )
-        return self.session
-
-    async def _proxy_http(self, route: WebRoutePlan, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = self._forward_headers(route, scope)
-        has_body = _header(scope, b"content-length") not in (None, "0") or \
-            _header(scope, b"transfer-encoding") is not None
-        disconnected = asyncio.Event()
-
-        async def request_body() -> AsyncIterator[bytes]:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    disconnected.set()
-                    return
-                if message.get("body"):
-                    yield message["body"]
-                if not message.get("more_body"):
-                    return
-
-        url = self._target(route, scope)
-        try:
-            async with asyncio.timeout(APP_HEADER_TIMEOUT):
-                upstream = await self._session().request(
-                    scope["method"], url, headers=headers, data=request_body() if has_body else None,
-                    allow_redirects=False, skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding",
-                                                              "Content-Type"),
-                )
-        except TimeoutError:
-            await _plain(scope, send, 504, f"Gateway Timeout: the app on port {route.app_port} is silent")
-            return
-        except (aiohttp.ClientError, OSError) as exc:
-            log.warning("web route %s: app on 127.0.0.1:%s unreachable: %s", route.path, route.app_port, exc)
-            await _plain(scope, send, 502, f"Bad Gateway: the app on port {route.app_port} is not reachable")
-            return
-        async with upstream:
-            named = {n.strip().lower() for n in upstream.headers.get("connection", "").split(",")}
-            # uvicorn sends its own Date header
-            drop = HOP_BY_HOP | named | {"date"}
-            kept = [(k, v) for k, v in upstream.raw_headers if k.decode("latin-1").lower() not in drop]
-            await send({"type": "http.response.start", "status": upstream.status, "headers": kept})
-            if scope["method"] == "HEAD":
-                await send({"type": "http.response.body", "body": b""})
-                return
-            watcher = asyncio.create_task(_wait_disconnect(receive, disconnected))
-            try:
-                async for chunk in _chunks(upstream, watcher):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-            finally:
-                watcher.cancel()
-
-    async def _proxy_websocket(self, route: WebRoutePlan, scope: Scope, receive: Receive, send: Send) -> None:
-        first = await receive()
-        if first["type"] != "websocket.connect":
-            return
-        offered = (_header(scope, b"sec-websocket-protocol") or "").split(",")
-        protocols = [p.strip() for p in offered if p.strip()]
-        try:
-            upstream = await self._session().ws_connect(
-                self._target(route, scope, ws=True), headers=self._forward_headers(route, scope, ws=True),
-                protocols=protocols, autoping=True, timeout=aiohttp.ClientWSTimeout(ws_close=5),
-            )
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("web route %s: websocket to app on port %s failed: %s", route.path, route.app_port,
-                        exc)
-            await send({"type": "websocket.close", "code": 1011})
-            return
-        await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
-
-        async def client_to_app() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                if message.get("bytes") is not None:
-                    await upstream.send_bytes(message["bytes"])
-                elif message.get("text") is not None:
-                    await upstream.send_str(message["text"])
-
-        async def app_to_client() -> None:
-            async for message in upstream:
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    await send({"type": "websocket.send", "text": message.data})
-                elif message.type == aiohttp.WSMsgType.BINARY:
-                    await send({"type": "websocket.send", "bytes": message.data})
-                else:
-                    break
-            with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": upstream.close_code or 1000})
-
-        tasks = [asyncio.create_task(client_to_app()), asyncio.create_task(app_to_client())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await upstream.close()
+            await plain(scope, send, exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     # -- lifespan: app commands and a separate listener -------------------------------------------
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -458,8 +304,7 @@ class WebServerApp:
         for process in self.commands:
             await _stop(process)
         self.commands.clear()
-        if self.session is not None:
-            await self.session.close()
+        await self.proxy.close()
 
     async def _start_command(self, route: WebRoutePlan) -> None:
         cwd = route.directory or Path.cwd()
@@ -554,36 +399,6 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def _chunks(upstream: aiohttp.ClientResponse, watcher: asyncio.Task[None]) -> AsyncIterator[bytes]:
-    """The app's response body as it arrives; stops when the client goes away."""
-    while True:
-        read = asyncio.ensure_future(upstream.content.readany())
-        done, _ = await asyncio.wait({read, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if read not in done:
-            read.cancel()
-            return
-        chunk = read.result()
-        if not chunk:
-            return
-        yield chunk
-
-
-async def _wait_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:
-    if disconnected.is_set():
-        return
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _with_security_headers(send: Send) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -596,13 +411,3 @@ def _with_security_headers(send: Send) -> Send:
     return wrapped
 
 
-async def _plain(scope: Scope, send: Send, status: int, text: str,
-                 headers: dict[str, str] | None = None) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    body = (text + "\n").encode()
-    raw = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})

@@ -18,19 +18,14 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from kdeps.errors import ExprError, SpecError, SpecErrors
+from kdeps.spec.actions import PRIMARY_ACTIONS, UNSUPPORTED_ACTIONS
 from kdeps.spec.check import check_document
 from kdeps.spec.graph import cycles
 from kdeps.spec.jinja import preprocess, resource_files
-from kdeps.spec.models import (
-    PRIMARY_ACTIONS,
-    UNSUPPORTED_ACTIONS,
-    UNSUPPORTED_SETTINGS,
-    FlatResource,
-    Resource,
-    Workflow,
-)
 from kdeps.spec.placement import key_home
 from kdeps.spec.plan import Layout, ResourcePlan, from_flat, from_seed
+from kdeps.spec.resources import FlatResource, Resource
+from kdeps.spec.workflow import UNSUPPORTED_SETTINGS, Workflow
 from kdeps.spec.yamlio import Document, read_documents
 
 WORKFLOW_FILES = ("workflow.yaml", "workflow.yml", "workflow.yaml.j2", "workflow.yml.j2")

@@ -14,18 +14,14 @@ from typing import Any, Literal
 
 from kdeps.expr import Program, compile_expression
 from kdeps.expr.template import unbrace
-from kdeps.spec.models import (
-    ApiResponse,
-    Chat,
+from kdeps.spec.actions import ApiResponse, Chat, Exec, HttpClient, Python
+from kdeps.spec.resources import (
     CustomRule,
-    Exec,
     FlatResource,
-    HttpClient,
     InlineAction,
     InputValidation,
     Loop,
     OnError,
-    Python,
     Resource,
     Validations,
 )

@@ -7,7 +7,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel
 from pydantic.json_schema import models_json_schema
 
-from kdeps.spec.models import FlatResource, InlineAction, Resource, Workflow
+from kdeps.spec.resources import FlatResource, InlineAction, Resource
+from kdeps.spec.workflow import Workflow
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 _REF = "#/definitions/{model}"

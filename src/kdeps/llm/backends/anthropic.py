@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import InvalidResponseError, LLMError, error_for_status
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
@@ -292,11 +292,7 @@ class AnthropicStreamParser(StreamParser):
             self.json_answer = True
             return []
         self.called = True
-        try:
-            args = json.loads(block["json"]) if block["json"].strip() else {}
-        except ValueError as exc:
-            raise InvalidResponseError(self.backend, f"tool '{block.get('name')}' input is not JSON") from exc
-        args = args if isinstance(args, dict) else {}
+        args = tool_arguments(self.backend, str(block.get("name")), block["json"])
         call = ToolCall(str(block.get("id", "")), str(block.get("name", "")), args)
         return [StreamDelta(tool_calls=[call])]
 

@@ -4,6 +4,7 @@ retries and deadlines, so no backend touches the network, the YAML, env vars or 
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -36,6 +37,23 @@ def model_output_error(backend: str, message: str) -> InvalidResponseError:
     error = InvalidResponseError(backend, message)
     mark_repeats(error, "at temperature 0")
     return error
+
+
+def tool_arguments(backend: str, name: str, raw: Any) -> dict[str, Any]:
+    """A tool call's arguments as every backend reads them: an object, or JSON text of one; nothing or
+    blank is `{}`. Anything else is the model's mistake (retried at temperature 0)."""
+    if isinstance(raw, dict):
+        return raw
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise model_output_error(backend, f"tool call {name!r} has arguments that are not valid JSON: "
+                                          f"{str(raw)[:200]}") from exc
+    if not isinstance(value, dict):
+        raise model_output_error(backend, f"tool call {name!r} arguments are not a JSON object")
+    return value
 
 
 @dataclass(slots=True)

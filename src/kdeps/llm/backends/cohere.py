@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import AuthError, InvalidResponseError, LLMError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
@@ -70,18 +70,6 @@ def _finish(reason: Any) -> str:
     return _FINISH.get(str(reason or ""), str(reason or "").lower())
 
 
-def _arguments(backend: str, name: str, raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    if raw in (None, ""):
-        return {}
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError) as exc:
-        raise model_output_error(backend, f"tool '{name}' arguments are not JSON") from exc
-    return value if isinstance(value, dict) else {}
-
-
 class CohereBackend(Backend):
     """Cohere Command models through the v2 Chat API."""
 
@@ -128,7 +116,7 @@ class CohereBackend(Backend):
         for raw in msg.get("tool_calls") or []:
             fn = raw.get("function") or {}
             name = str(fn.get("name", ""))
-            args = _arguments(self.name, name, fn.get("arguments"))
+            args = tool_arguments(self.name, name, fn.get("arguments"))
             calls.append(ToolCall(str(raw.get("id", "")), name, args))
         return ChatResult(text=text, tool_calls=calls, finish_reason=_finish(data.get("finish_reason")),
                           usage=_usage(data.get("usage")), model=str(data.get("model", "")),
@@ -184,7 +172,7 @@ class CohereStreamParser(StreamParser):
         elif kind == "tool-call-end":
             call = self.calls.pop(index, None)
             if call:
-                args = _arguments(self.backend, call["name"], call["arguments"])
+                args = tool_arguments(self.backend, call["name"], call["arguments"])
                 return [StreamDelta(tool_calls=[ToolCall(call["id"], call["name"], args)])]
         elif kind == "message-end":
             self.ended = True

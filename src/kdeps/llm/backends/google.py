@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import (
     AuthError,
@@ -194,8 +194,8 @@ class _Candidate:
                 texts.append(str(part["text"]))
             fc = part.get("functionCall")
             if isinstance(fc, Mapping):
-                args: dict[str, Any] = fc["args"] if isinstance(fc.get("args"), dict) else {}
                 name = str(fc.get("name", ""))
+                args = tool_arguments("google", name, fc.get("args"))
                 ident = str(fc.get("id") or call_id(first_index + len(self.calls), name, args))
                 signature = str(part["thoughtSignature"]) if part.get("thoughtSignature") else None
                 self.calls.append(ToolCall(ident, name, args, signature))

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import (
     InvalidResponseError,
@@ -167,17 +167,7 @@ def _tool_call(backend: str, index: int, call: Any) -> ToolCall:
     fn = call.get("function") if isinstance(call, dict) else None
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
         raise InvalidResponseError(backend, f"tool call #{index} has no function name")
-    args = fn.get("arguments")
-    if isinstance(args, str):  # not what Ollama sends, but some models/proxies encode it
-        try:
-            args = json.loads(args) if args.strip() else {}
-        except ValueError as exc:
-            raise InvalidResponseError(backend, f"tool call {fn['name']!r} has arguments that are not "
-                                                f"valid JSON: {args[:200]}") from exc
-    if args is None:
-        args = {}
-    if not isinstance(args, dict):
-        raise InvalidResponseError(backend, f"tool call {fn['name']!r} arguments are not a JSON object")
+    args = tool_arguments(backend, fn["name"], fn.get("arguments"))  # Ollama sends an object
     return ToolCall(id=str(call.get("id") or f"call_{index}"), name=fn["name"], arguments=args)
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, model_output_error
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import InvalidResponseError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
@@ -262,7 +262,7 @@ class OpenAICompatBackend(Backend):
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidResponseError(self.name, f"tool call #{index} has no function name")
-        args = _arguments(self.name, name, fn.get("arguments"))
+        args = tool_arguments(self.name, name, fn.get("arguments"))
         return ToolCall(id=str(call.get("id") or self._new_id()), name=name, arguments=args)
 
     def error_message(self, status: int, data: Any, text: str) -> str:
@@ -367,7 +367,7 @@ class OpenAIStreamParser(StreamParser):
             if not slot["name"]:
                 raise InvalidResponseError(self.backend.name, f"streamed tool call #{index} has no name")
             calls.append(ToolCall(id=slot["id"] or self.backend._new_id(), name=slot["name"],
-                                  arguments=_arguments(self.backend.name, slot["name"], slot["args"])))
+                                  arguments=tool_arguments(self.backend.name, slot["name"], slot["args"])))
         tail = self._think_buffer or ""
         if tail.lstrip().startswith("<think>"):
             tail = ""  # an unfinished reasoning block is not part of the answer
@@ -423,21 +423,6 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):  # content parts (Mistral reasoning models): keep the text ones
         return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
     return str(content)
-
-
-def _arguments(backend: str, name: str, raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return {}
-    try:
-        args = json.loads(raw)
-    except (TypeError, ValueError) as exc:
-        raise model_output_error(backend, f"tool call {name!r} has arguments that are not valid JSON: "
-                                          f"{str(raw)[:200]}") from exc
-    if not isinstance(args, dict):
-        raise InvalidResponseError(backend, f"tool call {name!r} arguments are not a JSON object")
-    return args
 
 
 def _usage(data: Any) -> Usage:
