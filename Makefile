@@ -21,8 +21,9 @@ $(VENV)/.local: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[local]'
 	@touch $@
 
+# otel too: mypy checks kdeps.observability's imports of the OpenTelemetry exporter
 $(VENV)/.test: pyproject.toml $(VENV)/.local
-	$(PIP) install -q -e '.[local,test]'
+	$(PIP) install -q -e '.[local,otel,test]'
 	@touch $@
 
 run: $(VENV)/.local

@@ -82,6 +82,7 @@ def vision(fake: OpenAICompatFake, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.mark.local_model
+@pytest.mark.slow  # the model generates into a browser
 def test_hello_answer_streams_token_by_token_with_both_resources_traced(browser, hello):
     pytest.importorskip("llama_cpp")
     open_playground(browser, hello)
@@ -92,7 +93,7 @@ def test_hello_answer_streams_token_by_token_with_both_resources_traced(browser,
     assert wait_answered(browser).startswith("HTTP 200")
 
     answer = by_id(browser, "answer").text
-    assert "Paris" in answer
+    assert answer.strip()  # what the 135M model knows is not under test
     seen = [text for text in browser.execute_script("return window.__answers") if text]
     assert len(set(seen)) >= 3 and answer.startswith(seen[0]) and seen[0] != answer  # grew piece by piece
     rows = trace_rows(browser)

@@ -17,7 +17,7 @@ from kdeps.engine.scope import RequestState, agent_env
 from kdeps.spec import load_project
 from kdeps.spec.actions import Chat
 from tests.agents import make_agent, run_agent
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, serve_in_env
 
 OPENAI = """\
     backend: openai
@@ -33,10 +33,7 @@ JSON_CHAT = OPENAI + """\
 
 @pytest.fixture
 def openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatFake]:
-    with OpenAICompatFake("openai") as fake:
-        monkeypatch.setenv("FAKE_URL", fake.url)
-        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
-        yield fake
+    yield from serve_in_env(monkeypatch)
 
 
 def chat_resource(body: str, action_id: str = "answer") -> dict[str, str]:

@@ -10,15 +10,12 @@ import pytest
 
 from tests.agents import run_agent
 from tests.compat.test_layouts import write
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.fakes.openai_compat import OpenAICompatFake, serve_in_env
 
 
 @pytest.fixture
 def openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatFake]:
-    with OpenAICompatFake("openai") as fake:
-        monkeypatch.setenv("FAKE_URL", fake.url)
-        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
-        yield fake
+    yield from serve_in_env(monkeypatch)
 
 
 async def test_default_backend_comes_from_agent_settings(tmp_path: Path, openai: OpenAICompatFake) -> None:

@@ -88,12 +88,12 @@ def test_j2_workflow_file_can_be_named_directly(tmp_path: Path) -> None:
     assert "Validation successful (1 resource;" in proc.stdout
 
 
-def test_request_data_never_goes_through_jinja(tmp_path: Path) -> None:
+@pytest.mark.parametrize("payload", ["{{ 7 * 7 }}", "{% if true %}x{% endif %}", "{{ env.HOME }}"])
+def test_request_data_never_goes_through_jinja(tmp_path: Path, payload: str) -> None:
     root = j2_agent(tmp_path / "agent")
-    for payload in ("{{ 7 * 7 }}", "{% if true %}x{% endif %}", "{{ env.HOME }}"):
-        code, out, err = once(root, q=payload)
-        assert code == 0, err
-        assert isinstance(out, dict) and out["data"]["query"] == payload
+    code, out, err = once(root, q=payload)
+    assert code == 0, err
+    assert isinstance(out, dict) and out["data"]["query"] == payload
 
 
 def test_a_rendered_yaml_file_wins_over_its_template(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ timeout 30 "$KDEPS_BIN" run "$AGENT" > /dev/null 2>&1 &
 PID=$!
 for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:PORT/health && break; sleep 0.25; done
 kill $PID; wait $PID 2>/dev/null
-sleep 1.5
+for i in $(seq 1 30); do curl -s -o /dev/null http://127.0.0.1:PORT/health || break; sleep 0.1; done
 if curl -s -o /dev/null http://127.0.0.1:PORT/health; then test_failed "up"; else test_passed "down"; fi
 """
 

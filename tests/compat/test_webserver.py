@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.e2e.server_utils import free_port, running
+from tests.e2e.server_utils import accepts, free_port, running, wait_until
 
 RESOURCE = """\
 apiVersion: kdeps.io/v1
@@ -316,14 +316,6 @@ async def test_unreachable_app_is_502(proxy_agent, http):
 # ---------------------------------------------------------------- commands, ports, web-only agents
 
 
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
-        return True
-    except OSError:
-        return False
-
-
 async def test_app_command_starts_in_public_path_and_stops_with_the_server(tmp_path, http):
     app_port = free_port()
     agent = _agent(tmp_path / "agent", f"""\
@@ -346,13 +338,13 @@ routes:
                 break
             await asyncio.sleep(0.1)
         assert (status, text) == (200, "from the app's folder")
-        assert _accepts(app_port)
+        assert accepts(app_port)
         server.terminate()
         assert server.wait() == 0
     deadline = time.monotonic() + 5
-    while _accepts(app_port) and time.monotonic() < deadline:
+    while accepts(app_port) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    assert not _accepts(app_port), "the app command outlived kdeps run"
+    assert not accepts(app_port), "the app command outlived kdeps run"
 
 
 async def test_web_server_on_its_own_port(tmp_path, http):
@@ -423,6 +415,7 @@ routes:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # waits out the command's 5 s stop grace before killing it
 def test_sigterm_with_a_stubborn_command_still_exits(tmp_path):
     agent = _agent(tmp_path / "agent", f"""\
 routes:
@@ -430,10 +423,10 @@ routes:
     serverType: app
     publicPath: ./public
     appPort: {free_port()}
-    command: "trap '' TERM; sleep 60"
+    command: "trap '' TERM; touch trapped; sleep 60"
 """)
     with running(agent) as server:
-        time.sleep(0.3)
+        assert wait_until(lambda: (agent / "public" / "trapped").exists())  # it now ignores SIGTERM
         server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
         assert server.wait(timeout=20) == 0
 
@@ -478,7 +471,7 @@ async def test_web_only_agent_listens_on_its_port_num(tmp_path, http):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 20
-        while not _accepts(port) and time.monotonic() < deadline and proc.poll() is None:
+        while not accepts(port) and time.monotonic() < deadline and proc.poll() is None:
             await asyncio.sleep(0.05)
         async with http.get(f"http://127.0.0.1:{port}/") as r:
             assert r.status == 200 and await r.text() == "<h1>home</h1>"

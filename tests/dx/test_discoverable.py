@@ -70,6 +70,7 @@ def test_reference_lists_every_key() -> None:
 
 
 @pytest.mark.local_model
+@pytest.mark.slow  # a process that loads the model, then generates
 def test_a_log_line_while_the_embedded_model_loads(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp")
     import shutil

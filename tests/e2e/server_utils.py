@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,47 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def accepts(port: int, timeout: float = 0.2) -> bool:
+    """Whether something on 127.0.0.1:`port` accepts a connection now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15, step: float = 0.05) -> bool:
+    """Poll `check` until it is true (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return check()
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A private redis-server on a free port (its files under `folder`): yields its URL. Skips the
+    test when redis-server is not installed (`.ci/run` installs it)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        import pytest
+
+        pytest.skip("redis-server is not on PATH (CI installs it from the OS packages: see .ci/run)")
+    port = free_port()
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(folder)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_until(lambda: accepts(port)):
+            raise RuntimeError(f"redis-server did not listen on {port} within 15 s")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def kdeps_argv() -> list[str]:
@@ -77,18 +118,11 @@ class KdepsServer:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 raise RuntimeError(f"kdeps run exited with {code}:\n{self.stdout}\n{self.stderr}")
-            if READY_LINE in self.stdout and self._accepts():
+            if READY_LINE in self.stdout and accepts(self.port):
                 return self
             time.sleep(0.03)
         self.stop()
         raise RuntimeError(f"kdeps run was not ready after {timeout}s:\n{self.stdout}\n{self.stderr}")
-
-    def _accepts(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
 
     def terminate(self) -> None:
         """SIGTERM: the graceful path (in-flight requests finish)."""
@@ -108,6 +142,32 @@ class KdepsServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: workers go too
             self.proc.wait(5)
+
+
+@asynccontextmanager
+async def serving(app: Any, **config: Any) -> AsyncIterator[int]:
+    """`app` on uvicorn in this event loop on a free 127.0.0.1 port, lifespan on (as `kdeps run` serves
+    it, with `config` passed to uvicorn.Config): yields the port once it listens."""
+    import asyncio
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           log_level="warning", lifespan="on", **config))
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started and not task.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if not server.started:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        raise RuntimeError("the app did not start on uvicorn within 10 s")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -15,43 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.server_utils import running
-from tests.fakes.base import sse, stream_reply
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.asgi import call
+from tests.e2e.streaming import chat_agent_running, copy_chat_agent
+from tests.fakes.base import gated, released
+from tests.fakes.openai_compat import OpenAICompatFake, chat_stream
 
-AGENT = Path(__file__).resolve().parents[1] / "data" / "streaming" / "chat"
 ROUTE = "/api/v1/chat"
 PIECES = ["one ", "two ", "three ", "four ", "five"]
-
-
-def slow_stream(pieces: list[str], delay: float) -> Any:
-    """An OpenAI chat stream whose pieces arrive `delay` seconds apart."""
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return sse({"id": "chatcmpl-drain", "object": "chat.completion.chunk", "created": 1,
-                    "model": "gpt-4o",
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
-
-    events = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": p}) for p in pieces),
-              chunk({}, "stop"), "data: [DONE]\n\n"]
-    return stream_reply(events, chunk_delay=delay)
-
-
-async def asgi_call(app: Any, path: str, method: str = "GET") -> tuple[int, bytes]:
-    """One request straight through the ASGI app: (status, body)."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(),
-             "query_string": b"", "headers": [], "client": ("127.0.0.1", 5),
-             "server": ("127.0.0.1", 3000), "scheme": "http", "http_version": "1.1", "root_path": ""}
-    await app(scope, receive, send)
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], body
 
 
 @pytest.fixture
@@ -62,14 +31,13 @@ def fake() -> Iterator[OpenAICompatFake]:
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Path:
-    target = tmp_path / "chat"
-    shutil.copytree(AGENT, target)
-    return target
+    return copy_chat_agent(tmp_path)
 
 
-async def test_sigterm_drains_in_flight_requests_and_streams_then_exits_0(fake, agent) -> None:
-    fake.push(slow_stream(PIECES, 0.4), slow_stream(PIECES, 0.4))  # ~2.4 s each
-    with running(agent, env={"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY}) as server:
+async def test_sigterm_drains_in_flight_requests_and_streams_then_exits_0(fake, tmp_path) -> None:
+    with released() as release, chat_agent_running(fake, tmp_path) as server:
+        # the provider holds both answers half sent until the test has checked the drain waits for them
+        fake.push(gated(chat_stream(PIECES), 2, release), gated(chat_stream(PIECES), 2, release))
         async with aiohttp.ClientSession() as http:
             async with http.get(server.url + "/ready") as r:
                 assert r.status == 200
@@ -108,6 +76,7 @@ async def test_sigterm_drains_in_flight_requests_and_streams_then_exits_0(fake, 
                 await asyncio.sleep(0.02)
             assert refused_after is not None, "still accepting new connections 2 s after SIGTERM"
             assert not streaming.done() and not waiting.done()  # the drain is really waiting for them
+            release.set()
 
             status, text = await streaming
             assert status == 200
@@ -129,18 +98,18 @@ async def test_probes_answer_without_auth_and_ready_turns_503_when_draining(agen
     project = load_project(agent)
     app = create_app(project, Engine(project), auth_token="secret-token")
 
-    assert (await asgi_call(app, "/health"))[0] == 200
-    assert (await asgi_call(app, "/ready"))[0] == 200
-    assert (await asgi_call(app, "/ready", "HEAD"))[0] == 200
-    assert (await asgi_call(app, ROUTE, "POST"))[0] == 401  # the token still guards the routes
+    assert (await call(app, "/health"))[0] == 200
+    assert (await call(app, "/ready"))[0] == 200
+    assert (await call(app, "/ready", "HEAD"))[0] == 200
+    assert (await call(app, ROUTE, "POST"))[0] == 401  # the token still guards the routes
     import uvicorn
 
     server = _Server(uvicorn.Config(app), on_exit=lambda: drain(app))
     server.handle_exit(signal.SIGTERM, None)  # what uvicorn calls on SIGTERM
     assert server.should_exit
-    status, body = await asgi_call(app, "/ready")
+    status, _, body = await call(app, "/ready")
     assert status == 503 and b"shutting down" in body
-    assert (await asgi_call(app, "/health"))[0] == 200  # alive, only not taking new work
+    assert (await call(app, "/health"))[0] == 200  # alive, only not taking new work
 
 
 async def test_a_workflow_route_on_a_probe_path_wins(tmp_path: Path) -> None:
@@ -162,6 +131,6 @@ async def test_a_workflow_route_on_a_probe_path_wins(tmp_path: Path) -> None:
     (root / "workflow.yaml").write_text(workflow)
     project = load_project(root)
     app = create_app(project, Engine(project))
-    status, body = await asgi_call(app, "/health")
+    status, _, body = await call(app, "/health")
     assert status == 200 and json.loads(body)["data"] == {"mine": True}
-    assert (await asgi_call(app, "/ready"))[0] == 200
+    assert (await call(app, "/ready"))[0] == 200

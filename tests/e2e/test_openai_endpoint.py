@@ -3,9 +3,7 @@ The workflow's chat resource streams from the OpenAI-compatible fake."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import openai
@@ -13,9 +11,9 @@ import pytest
 import yaml
 
 from tests.e2e.server_utils import running
+from tests.e2e.streaming import chat_agent_running, copy_chat_agent
 from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
 
-AGENT = Path(__file__).resolve().parents[1] / "data" / "streaming" / "chat"
 MODEL = "stream-agent"
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},
@@ -33,9 +31,7 @@ def fake() -> Iterator[OpenAICompatFake]:
 
 @pytest.fixture(scope="module")
 def kdeps(fake, tmp_path_factory):
-    agent = tmp_path_factory.mktemp("openai") / "chat"
-    shutil.copytree(AGENT, agent)
-    with running(agent, "--openai", env={"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY}) as server:
+    with chat_agent_running(fake, tmp_path_factory.mktemp("openai"), "--openai") as server:
         yield server
 
 
@@ -159,8 +155,7 @@ def test_stream_cut_midway_raises_in_the_sdk(client, llm):
 @pytest.fixture(scope="module")
 def locked(fake, tmp_path_factory):
     """The same agent with `openaiCompat: true` in workflow.yaml (no flag) and a bearer token."""
-    agent = tmp_path_factory.mktemp("locked") / "chat"
-    shutil.copytree(AGENT, agent)
+    agent = copy_chat_agent(tmp_path_factory.mktemp("locked"))
     workflow = yaml.safe_load((agent / "workflow.yaml").read_text())
     workflow["settings"]["openaiCompat"] = True
     workflow["settings"]["apiServer"]["authToken"] = "{{ get('AGENT_TOKEN', 'env') }}"

@@ -5,18 +5,15 @@ time under load) loses no request, and 10,000 requests at concurrency 100 finish
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.e2e.server_utils import KdepsServer, free_port
+from tests.e2e.server_utils import KdepsServer, accepts, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTE = "/api/v1/visit"
@@ -57,35 +54,6 @@ run:
 """
 
 
-def wait_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not on PATH (CI installs it from the OS packages: see .ci/run)")
-    port = free_port()
-    work = tmp_path_factory.mktemp("redis")
-    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(work)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def agent(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("replicas") / "agent"
@@ -115,7 +83,8 @@ class Cluster:
         backends = [f"http://127.0.0.1:{p}" for p in self.ports]
         self.proxy = subprocess.Popen([sys.executable, "-m", "tests.e2e.round_robin", str(self.proxy_port),
                                        *backends], cwd=ROOT, stdout=subprocess.DEVNULL)
-        wait_port(self.proxy_port)
+        if not wait_until(lambda: accepts(self.proxy_port)):
+            raise RuntimeError(f"the proxy did not listen on {self.proxy_port} within 15 s")
         return self
 
     def restart(self, i: int) -> int:
@@ -161,6 +130,7 @@ async def test_a_session_set_on_one_replica_is_honoured_on_the_others(cluster: C
         assert {s["replica"] for s in through} == {"r0", "r1", "r2"}
 
 
+@pytest.mark.slow  # load running through three restarts
 async def test_rolling_restart_loses_no_request(cluster: Cluster) -> None:
     done = asyncio.Event()
     failures: list[str] = []

@@ -247,7 +247,8 @@ def test_mixing_backends(tmp_path: Path) -> None:
 
 def test_retry_block_honours_retry_after(tmp_path: Path) -> None:
     with OpenAICompatFake("openai") as fake:
-        fake.fail(429, "Rate limit reached", headers={"Retry-After": "1"})
+        # OpenAI's precise form of the wait (Retry-After's whole seconds are parsed in test_llm_retry.py)
+        fake.fail(429, "Rate limit reached", headers={"retry-after-ms": "300", "Retry-After": "1"})
         fake.say("after the wait")
         started = time.monotonic()
         code, out, err = once(agent(tmp_path, "retry"), {"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY},
@@ -255,7 +256,8 @@ def test_retry_block_honours_retry_after(tmp_path: Path) -> None:
         assert code == 0, err
         assert out["data"] == "after the wait"
         first, second = posts(fake)
-        assert time.monotonic() - started >= 1.0
+        assert time.monotonic() - started >= 0.3
+        assert "retrying in 0.30 s" in err  # the server's wait, not the example's 1 s backoff
         assert second.json == first.json
 
 

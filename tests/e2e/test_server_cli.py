@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.server_utils import copy_agent, free_port, running
+from tests.e2e.server_utils import accepts, copy_agent, running, wait_until
 
 
 def _api(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +125,7 @@ async def test_access_log_is_json_without_secrets(api_server, http):
     async with http.get(api_server.url + "/api/v1/echo?api_key=sk-query-secret",
                         headers={"Authorization": "Bearer sk-header-secret"}) as r:
         request_id = r.headers["X-Request-Id"]
-    await asyncio.sleep(0.1)
+    assert await asyncio.to_thread(wait_until, lambda: request_id in api_server.stderr, 5)
     lines = [json.loads(line) for line in api_server.stderr.splitlines() if line.startswith("{")]
     entry = next(e for e in lines if e.get("requestId") == request_id)
     assert entry["status"] == 200 and entry["route"] == "/api/v1/echo" and entry["method"] == "GET"
@@ -144,54 +141,31 @@ async def _visit(http: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[
         return (await r.json())["data"]["visits"], r
 
 
-def _redis_url(tmp_path: Path):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not on PATH (CI installs it from the OS packages)")
-    port = free_port()
-    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
-async def test_session_persists_across_requests_and_expires(request, tmp_path, http, kind):
-    redis_proc = None
-    session: dict[str, Any] = {"type": kind, "ttl": "1s", "cleanupInterval": "1s"}
+async def test_session_persists_across_requests(request, tmp_path, http, kind):
+    """Each store through the real server; expiry is tested with a fake clock in
+    tests/unit/test_session_stores.py (the server with its store in-process)."""
+    session: dict[str, Any] = {"type": kind, "ttl": "10m", "cleanupInterval": "1m"}
     if kind == "redis":
-        redis_proc, session["url"] = _redis_url(tmp_path)
-    try:
-        agent = copy_agent("api", tmp_path, lambda wf: wf["settings"].__setitem__("session", session))
-        # the shared fixture server already uses a memory store with a 1s ttl
-        reuse = request.getfixturevalue("api_server") if kind == "memory" else None
-        with contextlib.nullcontext(reuse) if reuse else running(agent) as server:
-            first, r1 = await _visit(http, server.url)
-            cookie = r1.headers["Set-Cookie"]
-            assert "kdeps_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
-            sid = r1.headers["X-Session-Id"]
-            second, _ = await _visit(http, server.url)  # cookie jar sends the cookie
-            assert (first, second) == (1, 2)
-            async with aiohttp.ClientSession() as bare:  # no cookies: the header carries the id
-                third, _ = await _visit(bare, server.url, headers={"X-Session-Id": sid})
-                assert third == 3
-                fresh, _ = await _visit(bare, server.url)
-                assert fresh == 1
-            await asyncio.sleep(1.3)
-            expired, r4 = await _visit(http, server.url)
-            assert expired == 1 and r4.headers["X-Session-Id"] != sid
-        if kind == "sqlite":
-            assert (agent / ".kdeps" / "sessions.db").exists()
-    finally:
-        if redis_proc is not None:
-            redis_proc.kill()
-            redis_proc.wait()
+        session["url"] = request.getfixturevalue("redis_url")
+    agent = copy_agent("api", tmp_path, lambda wf: wf["settings"].__setitem__("session", session))
+    # the shared fixture server already uses a memory store with a 10m ttl
+    reuse = request.getfixturevalue("api_server") if kind == "memory" else None
+    with contextlib.nullcontext(reuse) if reuse else running(agent) as server:
+        first, r1 = await _visit(http, server.url)
+        cookie = r1.headers["Set-Cookie"]
+        assert "kdeps_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert "Max-Age=600;" in cookie  # the ttl
+        sid = r1.headers["X-Session-Id"]
+        second, _ = await _visit(http, server.url)  # cookie jar sends the cookie
+        assert (first, second) == (1, 2)
+        async with aiohttp.ClientSession() as bare:  # no cookies: the header carries the id
+            third, _ = await _visit(bare, server.url, headers={"X-Session-Id": sid})
+            assert third == 3
+            fresh, _ = await _visit(bare, server.url)
+            assert fresh == 1
+    if kind == "sqlite":
+        assert (agent / ".kdeps" / "sessions.db").exists()
 
 
 async def test_sqlite_session_survives_restart(tmp_path, http):
@@ -246,11 +220,14 @@ async def test_body_cap_413_with_and_without_content_length(limited_server, http
 
 
 async def test_concurrency_cap_503(limited_server, http):
-    url = limited_server.url
+    url, agent = limited_server.url, limited_server.agent
     slow = [asyncio.create_task(http.get(url + "/api/v1/slow", headers=AUTH)) for _ in range(2)]
-    await asyncio.sleep(0.4)
-    async with http.get(limited_server.url + "/api/v1/echo", headers=AUTH) as r:
-        assert r.status == 503 and r.headers["Retry-After"] == "1"
+    try:
+        assert await asyncio.to_thread(wait_until, lambda: len(list(agent.glob("started-*"))) == 2)
+        async with http.get(limited_server.url + "/api/v1/echo", headers=AUTH) as r:
+            assert r.status == 503 and r.headers["Retry-After"] == "1"
+    finally:
+        (agent / "release").touch()
     for resp in await asyncio.gather(*slow):
         assert resp.status == 200
         resp.release()
@@ -270,8 +247,14 @@ async def test_graceful_shutdown_lets_in_flight_request_finish(tmp_path, http):
     agent = copy_agent("api", tmp_path)
     with running(agent) as server:
         pending = asyncio.create_task(http.get(server.url + "/api/v1/slow"))
-        await asyncio.sleep(0.4)
-        server.terminate()
+        try:
+            assert await asyncio.to_thread(wait_until, lambda: any(agent.glob("started-*")))
+            server.terminate()
+            # draining: new connections are refused while the request is still held
+            assert await asyncio.to_thread(wait_until, lambda: not accepts(server.port))
+            assert not pending.done()
+        finally:
+            (agent / "release").touch()
         resp = await pending
         assert resp.status == 200
         assert (await resp.json())["data"]["slow"] == "finished"

@@ -3,24 +3,20 @@ the OpenAI-compatible fake, driven over HTTP with `Accept: text/event-stream`.""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import re
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.e2e.server_utils import running
-from tests.fakes.base import sse, stream_reply
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.e2e.streaming import SSE_ACCEPT, chat_agent_running, parse_sse
+from tests.fakes.base import gated, released
+from tests.fakes.openai_compat import OpenAICompatFake, chat_stream
 
-AGENT = Path(__file__).resolve().parents[1] / "data" / "streaming" / "chat"
 ROUTE = "/api/v1/chat"
-SSE_ACCEPT = {"Accept": "text/event-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +27,7 @@ def fake() -> Iterator[OpenAICompatFake]:
 
 @pytest.fixture(scope="module")
 def kdeps(fake, tmp_path_factory):
-    agent = tmp_path_factory.mktemp("streaming") / "chat"
-    shutil.copytree(AGENT, agent)
-    with running(agent, env={"FAKE_URL": fake.url, "OPENAI_API_KEY": DEFAULT_KEY}) as server:
+    with chat_agent_running(fake, tmp_path_factory.mktemp("streaming")) as server:
         yield server
 
 
@@ -44,37 +38,11 @@ def llm(fake):
     fake.reset()
 
 
-def parse_sse(text: str) -> list[tuple[str, Any]]:
-    """(event name, parsed JSON data) for each event; comment lines are dropped."""
-    events = []
-    for block in re.split(r"\n\n", text.strip()):
-        name, data = "message", []
-        for line in block.splitlines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].lstrip())
-        if data:
-            events.append((name, json.loads("\n".join(data))))
-    return events
-
-
 async def post(url: str, body: Any, headers: dict[str, str] | None = None
                ) -> tuple[aiohttp.ClientResponse, str]:
     """One POST in a fresh client session: the response (status, headers) and its whole text."""
     async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as r:
         return r, await r.text()
-
-
-def slow_stream(text_pieces: list[str], delay: float) -> Any:
-    """An OpenAI chat stream whose pieces arrive `delay` seconds apart."""
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return sse({"id": "chatcmpl-slow", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
-
-    events = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": p}) for p in text_pieces),
-              chunk({}, "stop"), "data: [DONE]\n\n"]
-    return stream_reply(events, chunk_delay=delay)
 
 
 async def test_deltas_stream_as_events_then_the_plain_body(kdeps, llm):
@@ -104,18 +72,23 @@ async def test_deltas_stream_as_events_then_the_plain_body(kdeps, llm):
 
 
 async def test_deltas_are_sent_as_they_come(kdeps, llm):
-    llm.push(slow_stream(["one ", "two ", "three"], delay=0.4))
-    arrivals: list[tuple[str, float]] = []
-    async with aiohttp.ClientSession() as http:
-        started = time.monotonic()
-        async with http.post(kdeps.url + ROUTE, json={"q": "count"}, headers=SSE_ACCEPT) as r:
-            async for line in r.content:
+    """The first delta reaches the client while the upstream still holds the rest of its stream."""
+    names: list[str] = []
+    with released() as release:
+        llm.push(gated(chat_stream(["one ", "two ", "three"]), 2, release))  # holds after "one "
+        async with aiohttp.ClientSession() as http, http.post(kdeps.url + ROUTE, json={"q": "count"},
+                                                              headers=SSE_ACCEPT) as r:
+            lines = aiter(r.content)
+            while not names:
+                line = await asyncio.wait_for(anext(lines), 10)  # a buffered answer would time out here
                 if line.startswith(b"event:"):
-                    arrivals.append((line.decode().split(":", 1)[1].strip(), time.monotonic() - started))
-    assert [name for name, _ in arrivals] == ["delta", "delta", "delta", "result"]
-    first, result = arrivals[0][1], arrivals[-1][1]
-    # the upstream takes ~0.8 s between its first and last piece; the first delta must not wait for it
-    assert result - first > 0.6, arrivals
+                    names.append(line.decode().split(":", 1)[1].strip())
+            assert names == ["delta"] and not release.is_set()
+            release.set()
+            async for line in lines:
+                if line.startswith(b"event:"):
+                    names.append(line.decode().split(":", 1)[1].strip())
+    assert names == ["delta", "delta", "delta", "result"]
 
 
 async def test_without_accept_header_the_answer_is_plain_json(kdeps, llm):
@@ -169,7 +142,7 @@ async def test_session_named_in_stream_headers_is_saved(kdeps, llm):
 
 
 async def test_client_disconnect_cancels_the_run(kdeps, llm):
-    llm.push(slow_stream([f"piece {i} " for i in range(20)], delay=0.5))
+    llm.push(chat_stream([f"piece {i} " for i in range(20)], delay=0.5))
     async with aiohttp.ClientSession() as http, http.post(kdeps.url + ROUTE, json={"q": "long story"},
                                                           headers=SSE_ACCEPT) as r:
         request_id = r.headers["X-Request-Id"]

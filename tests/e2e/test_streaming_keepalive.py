@@ -3,21 +3,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import openai
 import pytest
-import uvicorn
 
 from kdeps.server.runner import build_app
-from tests.e2e.server_utils import free_port
-from tests.e2e.test_streaming import AGENT, SSE_ACCEPT, parse_sse, slow_stream
+from tests.e2e.server_utils import serving
+from tests.e2e.streaming import SSE_ACCEPT, copy_chat_agent, parse_sse
 from tests.fakes.base import slow
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake, chat_stream
 
 
 @pytest.fixture
@@ -26,28 +23,15 @@ async def served(tmp_path: Path,
     with OpenAICompatFake("openai") as fake:
         monkeypatch.setenv("FAKE_URL", fake.url)
         monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
-        agent = tmp_path / "chat"
-        shutil.copytree(AGENT, agent)
-        app, _ = build_app(agent, openai_compat=True)
+        app, _ = build_app(copy_chat_agent(tmp_path), openai_compat=True)
         app.state.kdeps.lifecycle.keepalive = 0.15
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                               log_level="warning", lifespan="on"))
-        task = asyncio.create_task(server.serve())
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        try:
+        async with serving(app) as port:
             yield f"http://127.0.0.1:{port}", fake
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 10)
 
 
 async def test_keepalive_comments_before_the_first_delta(served):
     url, fake = served
-    fake.push(slow(slow_stream(["late ", "answer"], delay=0.05), 0.7))
+    fake.push(slow(chat_stream(["late ", "answer"], delay=0.05), 0.7))
     async with aiohttp.ClientSession() as http, http.post(url + "/api/v1/chat", json={"q": "wait"},
                                                           headers=SSE_ACCEPT) as r:
         assert r.status == 200
@@ -61,7 +45,7 @@ async def test_keepalive_comments_before_the_first_delta(served):
 
 async def test_openai_sdk_ignores_keepalive_comments(served):
     url, fake = served
-    fake.push(slow(slow_stream(["patient ", "reply"], delay=0.05), 0.5))
+    fake.push(slow(chat_stream(["patient ", "reply"], delay=0.05), 0.5))
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
         stream = await client.chat.completions.create(
             model="stream-agent", messages=[{"role": "user", "content": "wait"}], stream=True)

@@ -24,7 +24,8 @@ fakes use callables so one scripted answer can come back streamed or not, as the
 
 Reply kinds (module functions): :func:`json_reply`, :func:`text_reply`, :func:`error_reply`,
 :func:`stream_reply` (optionally cut mid-way), :func:`drop` (close without answering),
-:func:`truncated` (Content-Length promises more than is sent) and :func:`slow` (delay any reply).
+:func:`truncated` (Content-Length promises more than is sent), :func:`slow` (delay any reply) and
+:func:`gated` (hold a stream half sent until the test releases it).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ import json
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
@@ -63,6 +65,8 @@ class Reply:
     `delay`: seconds to wait before answering. `drop`: close the connection without a response.
     `truncate`: send headers promising the full body but only half of it, then close.
     `cut_after`: for streams, close the connection abruptly after that many chunks.
+    `gate`: for streams, (i, event): chunk i and the rest wait until the test sets the event (30 s at most),
+    so a test can act while a stream is known to be half sent, without timing it.
     """
 
     status: int = 200
@@ -75,6 +79,7 @@ class Reply:
     delay: float = 0.0
     drop: bool = False
     truncate: bool = False
+    gate: tuple[int, threading.Event] | None = None
 
 
 def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -113,6 +118,21 @@ def truncated(reply: Reply) -> Reply:
 
 def slow(reply: Reply, seconds: float) -> Reply:
     return replace(reply, delay=seconds)
+
+
+def gated(reply: Reply, before_chunk: int, release: threading.Event) -> Reply:
+    """The same stream, holding chunk `before_chunk` and the rest until `release` is set."""
+    return replace(reply, gate=(before_chunk, release))
+
+
+@contextmanager
+def released() -> Iterator[threading.Event]:
+    """An event for :func:`gated`, set on the way out: a failing test leaves no stream held."""
+    event = threading.Event()
+    try:
+        yield event
+    finally:
+        event.set()
 
 
 def sse(data: Any, event: str | None = None) -> str:
@@ -279,6 +299,8 @@ class FakeServer:
                 return await self._abort(request)
             if reply.chunk_delay and i:
                 await asyncio.sleep(reply.chunk_delay)
+            if reply.gate is not None and i == reply.gate[0]:
+                await asyncio.to_thread(reply.gate[1].wait, 30)
             await resp.write(chunk)
         await resp.write_eof()
         return resp

@@ -393,9 +393,31 @@ def _split(text: str, pieces: int) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
 
 
+def chat_stream(pieces: list[str], delay: float = 0.0) -> Reply:
+    """An OpenAI chat stream of `pieces` (a role chunk, one chunk per piece, a stop chunk, [DONE]),
+    sent `delay` seconds apart: push it to answer the next request whether it asked for a stream or not."""
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return sse({"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": 1,
+                    "model": "gpt-4o",
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    events = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": p}) for p in pieces),
+              chunk({}, "stop"), "data: [DONE]\n\n"]
+    return stream_reply(events, chunk_delay=delay)
+
+
 def serve(provider: str = "openai", **kwargs: Any) -> Iterator[OpenAICompatFake]:
     """Generator body for a pytest fixture: ``yield from serve("groq")``."""
     with OpenAICompatFake(provider, **kwargs) as fake:
+        yield fake
+
+
+def serve_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatFake]:
+    """Generator body for a fixture: an OpenAI fake whose URL and key agents read from the environment
+    (`FAKE_URL`, `OPENAI_API_KEY`)."""
+    with OpenAICompatFake("openai") as fake:
+        monkeypatch.setenv("FAKE_URL", fake.url)
+        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
         yield fake
 
 

@@ -20,17 +20,12 @@ from tests.agents import make_agent
 from tests.fakes import anthropic as anthropic_fake
 from tests.fakes.base import drop, slow
 from tests.fakes.ollama import OllamaFake
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
-
-KEY = DEFAULT_KEY
+from tests.fakes.openai_compat import OpenAICompatFake, serve_in_env
 
 
 @pytest.fixture
 def openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatFake]:
-    with OpenAICompatFake("openai") as fake:
-        monkeypatch.setenv("FAKE_URL", fake.url)
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        yield fake
+    yield from serve_in_env(monkeypatch)
 
 
 @pytest.fixture

@@ -16,6 +16,13 @@ pytestmark = pytest.mark.local_model
 pytest.importorskip("llama_cpp", reason="the `local` extra is not installed")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _model_loaded(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Load the model once for the module, as set-up, so no single test carries the load."""
+    root = chat_agent(tmp_path_factory.mktemp("warm"), "backend: gguf\nprompt: hi\nmaxTokens: 1")
+    assert asyncio.run(run_agent(root)).status == 200
+
+
 def chat_agent(root: Path, chat: str) -> Path:
     return make_agent(root, {
         "llm": "metadata: {actionId: llm}\nrun:\n  chat:\n" + "\n".join(
@@ -32,20 +39,28 @@ def chat_agent(root: Path, chat: str) -> Path:
     })
 
 
-async def test_plain_answer(tmp_path: Path) -> None:
-    root = chat_agent(tmp_path, """
+@pytest.mark.parametrize("max_tokens", [3, 24])
+async def test_plain_answer(tmp_path: Path, max_tokens: int) -> None:
+    """The shape of an answer, never what the 135M model knows: text, the token counts, a finish
+    reason, and `maxTokens` bounding the output."""
+    root = chat_agent(tmp_path, f"""
 backend: gguf
-prompt: "{{ get('q') }}"
+prompt: "{{{{ get('q') }}}}"
 scenario:
-  - {role: system, prompt: You are a helpful assistant. Answer in one short sentence.}
+  - {{role: system, prompt: You are a helpful assistant. Answer in one short sentence.}}
 temperature: 0
-maxTokens: 40
+maxTokens: {max_tokens}
 """)
-    res = await run_agent(root, {"q": "What is the capital of France?"})
+    res = await run_agent(root, {"q": "Write a long story about the sea."})
     assert res.status == 200, res.body
-    assert "Paris" in res.body["data"]["answer"]
-    usage = res.body["data"]["usage"]
-    assert usage["backend"] == "gguf" and usage["output_tokens"] > 0
+    answer, usage = res.body["data"]["answer"], res.body["data"]["usage"]
+    assert isinstance(answer, str) and answer.strip()
+    assert (usage["backend"], usage["model"]) == ("gguf", "smollm2:135m")
+    assert 0 < usage["output_tokens"] <= max_tokens and usage["input_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert usage["finish_reason"] in ("stop", "length")
+    if usage["finish_reason"] == "length":
+        assert usage["output_tokens"] == max_tokens
 
 
 async def test_json_mode_returns_an_object_with_the_keys(tmp_path: Path) -> None:

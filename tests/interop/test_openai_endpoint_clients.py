@@ -121,23 +121,25 @@ def test_sdk_unsupported_parameter_is_a_400(sdk: openai.OpenAI) -> None:
     assert refused.value.param == "n"
 
 
-def _litellm(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download of its price list
-    return pytest.importorskip("litellm")
+@pytest.fixture(scope="module")
+def litellm() -> Iterator[Any]:
+    """Imported once for the module (a few seconds), as set-up."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download of its price list
+        yield pytest.importorskip("litellm")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning:pydantic")  # litellm's own types
-def test_litellm_plain_and_max_tokens(kdeps: KdepsServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    answer = _litellm(monkeypatch).completion(model="openai/gpt-4o", api_base=f"{kdeps.url}/v1", api_key="x",
-                                   messages=ASK, max_tokens=3, timeout=90)
+def test_litellm_plain_and_max_tokens(kdeps: KdepsServer, litellm: Any) -> None:
+    answer = litellm.completion(model="openai/gpt-4o", api_base=f"{kdeps.url}/v1", api_key="x",
+                                messages=ASK, max_tokens=3, timeout=90)
     assert isinstance(answer.choices[0].message.content, str)
     assert answer.choices[0].finish_reason == "length" and answer.usage.completion_tokens <= 3
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning:pydantic")
-def test_litellm_streaming_with_a_system_message(kdeps: KdepsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_litellm_streaming_with_a_system_message(kdeps: KdepsServer, litellm: Any) -> None:
     messages = [{"role": "system", "content": "Be brief."}, *ASK]
-    litellm = _litellm(monkeypatch)
     chunks = list(litellm.completion(model="openai/gpt-4o", api_base=f"{kdeps.url}/v1", api_key="x",
                                      messages=messages, max_tokens=4, stream=True, timeout=90))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()

@@ -14,18 +14,15 @@ from kdeps.engine import Engine, RequestData
 from kdeps.engine.request import UploadedFile
 from kdeps.spec import load_project
 from tests.agents import make_agent
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.fakes.openai_compat import OpenAICompatFake, serve_in_env
 
 IMAGE = Path(__file__).resolve().parents[1] / "data" / "chat" / "vision" / "red.png"
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatFake]:
-    with OpenAICompatFake("openai") as server:
-        monkeypatch.setenv("FAKE_URL", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
-        monkeypatch.delenv("KDEPS_FILES_ALLOW", raising=False)
-        yield server
+    monkeypatch.delenv("KDEPS_FILES_ALLOW", raising=False)
+    yield from serve_in_env(monkeypatch)
 
 
 @pytest.fixture

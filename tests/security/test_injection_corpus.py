@@ -261,6 +261,7 @@ def _filename_safe(payload: str) -> bool:
     return _header_safe(payload) and not any(c in payload for c in "\"\\/;") and payload.strip() == payload
 
 
+@pytest.mark.slow  # the whole corpus over HTTP, each request running a shell
 async def test_payloads_through_the_http_server(tmp_path: Path) -> None:
     """The same corpus through `kdeps run` as a client sends it: query string, JSON body, a header
     and a multipart file name."""

@@ -11,17 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.agents import make_agent, run_agent
-from tests.fakes.openai_compat import DEFAULT_KEY, OpenAICompatFake
+from tests.fakes.openai_compat import OpenAICompatFake, serve_in_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatFake]:
-    with OpenAICompatFake("openai") as server:
-        monkeypatch.setenv("FAKE_URL", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
-        yield server
+    yield from serve_in_env(monkeypatch)
 
 
 def tool_agent(tmp_path: Path) -> Path:

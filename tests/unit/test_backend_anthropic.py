@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,40 +22,17 @@ from kdeps.llm.errors import (
 from kdeps.llm.types import ChatRequest, Endpoint, ImagePart, Message, ToolCall, ToolSpec
 from tests.fakes.anthropic import KEY, AnthropicFake, error_event, events, message
 from tests.fakes.base import json_reply, stream_reply
+from tests.unit.backend_harness import ONCE, Harness, shared_fake
 
 MODEL = "claude-3-5-sonnet-20241022"
-ONCE = RetryPolicy(max_attempts=1)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 WEATHER = ToolSpec("weather", "Weather for a city",
                    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[AnthropicFake]:
-    with AnthropicFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server: AnthropicFake) -> AnthropicFake:
-    server.reset()
-    return server
-
-
-def req(prompt: str = "hi", **kw: object) -> ChatRequest:
-    return ChatRequest(model=MODEL, messages=[Message("user", prompt)], timeout=10, **kw)  # type: ignore[arg-type]
-
-
-def at(fake: AnthropicFake, key: str | None = KEY, path: str = "") -> Endpoint:
-    return Endpoint("anthropic", fake.url + path, key)
-
-
-async def ask(fake: AnthropicFake, request: ChatRequest, **kw: object):
-    return await client.complete(request, at(fake, **kw), retry=ONCE)  # type: ignore[arg-type]
-
-
-async def collect(fake: AnthropicFake, request: ChatRequest):
-    return [d async for d in client.stream(request, at(fake), retry=ONCE)]
+server, fake = shared_fake(AnthropicFake)
+H = Harness("anthropic", MODEL, KEY)
+req, at, ask, collect = H.req, H.at, H.ask, H.collect
 
 
 # -- request shape ------------------------------------------------------------------------------------

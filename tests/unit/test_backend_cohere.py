@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from kdeps.llm import client, transport
+from kdeps.llm import transport
 from kdeps.llm.backends.cohere import CohereBackend
-from kdeps.llm.client import RetryPolicy
 from kdeps.llm.errors import (
     AuthError,
     BadRequestError,
@@ -20,12 +18,12 @@ from kdeps.llm.errors import (
     RateLimitError,
     UpstreamError,
 )
-from kdeps.llm.types import ChatRequest, Endpoint, ImagePart, Message, ToolCall, ToolSpec
+from kdeps.llm.types import ChatRequest, ImagePart, Message, ToolCall, ToolSpec
 from tests.fakes.base import json_reply, stream_reply
 from tests.fakes.cohere import KEY, CohereFake, answer, events
+from tests.unit.backend_harness import Harness, shared_fake
 
 MODEL = "command-r-plus"
-ONCE = RetryPolicy(max_attempts=1)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 WEATHER = ToolSpec(
     "weather",
@@ -34,32 +32,9 @@ WEATHER = ToolSpec(
 )
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[CohereFake]:
-    with CohereFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server: CohereFake) -> CohereFake:
-    server.reset()
-    return server
-
-
-def req(prompt: str = "hi", **kw: object) -> ChatRequest:
-    return ChatRequest(model=MODEL, messages=[Message("user", prompt)], timeout=10, **kw)  # type: ignore[arg-type]
-
-
-def at(fake: CohereFake, key: str | None = KEY, path: str = "") -> Endpoint:
-    return Endpoint("cohere", fake.url + path, key)
-
-
-async def ask(fake: CohereFake, request: ChatRequest, **kw: object):
-    return await client.complete(request, at(fake, **kw), retry=ONCE)  # type: ignore[arg-type]
-
-
-async def collect(fake: CohereFake, request: ChatRequest):
-    return [d async for d in client.stream(request, at(fake), retry=ONCE)]
+server, fake = shared_fake(CohereFake)
+H = Harness("cohere", MODEL, KEY)
+req, at, ask, collect = H.req, H.at, H.ask, H.collect
 
 
 # -- request shape ------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,13 +19,13 @@ from kdeps.llm.errors import (
     RateLimitError,
     UpstreamError,
 )
-from kdeps.llm.types import ChatRequest, Endpoint, ImagePart, Message, ToolCall, ToolSpec
+from kdeps.llm.types import ChatRequest, ImagePart, Message, ToolCall, ToolSpec
 from tests.fakes.base import json_reply, stream_reply
 from tests.fakes.google import KEY, GeminiFake, chunks, error_body, rate_limited, response
+from tests.unit.backend_harness import ONCE, Harness, shared_fake
 
 MODEL = "gemini-1.5-pro"
 PATH = f"/v1beta/models/{MODEL}:generateContent"
-ONCE = RetryPolicy(max_attempts=1)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 WEATHER = ToolSpec(
     "weather",
@@ -41,32 +40,9 @@ WEATHER = ToolSpec(
 )
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[GeminiFake]:
-    with GeminiFake(models={MODEL}) as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server: GeminiFake) -> GeminiFake:
-    server.reset()
-    return server
-
-
-def req(prompt: str = "hi", **kw: object) -> ChatRequest:
-    return ChatRequest(model=MODEL, messages=[Message("user", prompt)], timeout=10, **kw)  # type: ignore[arg-type]
-
-
-def at(fake: GeminiFake, key: str | None = KEY, path: str = "") -> Endpoint:
-    return Endpoint("google", fake.url + path, key)
-
-
-async def ask(fake: GeminiFake, request: ChatRequest, **kw: object):
-    return await client.complete(request, at(fake, **kw), retry=ONCE)  # type: ignore[arg-type]
-
-
-async def collect(fake: GeminiFake, request: ChatRequest):
-    return [d async for d in client.stream(request, at(fake), retry=ONCE)]
+server, fake = shared_fake(lambda: GeminiFake(models={MODEL}))
+H = Harness("google", MODEL, KEY)
+req, at, ask, collect = H.req, H.at, H.ask, H.collect
 
 
 async def raw_error(fake: GeminiFake, key: str | None):

@@ -263,13 +263,16 @@ def test_upstream_behaviours(upstream_agent: Path, tmp_path: Path) -> None:
     container = agent_container(list(yaml.safe_load_all(out)), "k8s-e2e-test")
     assert container["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"},
                                       "limits": {"cpu": "500m", "memory": "512Mi"}}
+    missing = cli("export", "k8s", str(tmp_path / "nope"))
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_upstream_flags(upstream_agent: Path) -> None:
     assert "replicas: 5" in cli("export", "k8s", str(upstream_agent), "--replicas", "5").stdout
     custom = cli("export", "k8s", str(upstream_agent), "-i", "my-registry/app:v2").stdout
     assert "image: my-registry/app:v2" in custom
     policy = cli("export", "k8s", str(upstream_agent), "--network-policy").stdout
     assert "kind: NetworkPolicy" in policy and "port: 8080" in policy
-    missing = cli("export", "k8s", str(tmp_path / "nope"))
-    assert missing.returncode != 0 and "does not exist" in missing.stderr
 
 
 def test_output_file_and_kustomize_folder(upstream_agent: Path, tmp_path: Path) -> None:

@@ -129,9 +129,12 @@ def test_cli_build_without_docker_writes_files(tmp_path: Path) -> None:
     compose = yaml.safe_load((ctx / "docker-compose.yml").read_text())
     assert compose["services"]["full-agent"]["image"] == "me/full:2"
     assert "OPENAI_API_KEY looks like a secret" in proc.stderr and "sk-test" not in proc.stderr
-    # a second build rewrites its own folder; a foreign non-empty folder is refused
-    assert kdeps("build", str(DATA / "full"), "--output", "ctx", cwd=tmp_path,
-                 path_env=str(Path(sys.executable).parent)).returncode == 0
+
+
+def test_cli_build_rewrites_its_own_output_and_refuses_a_foreign_folder(tmp_path: Path) -> None:
+    for _ in range(2):
+        assert kdeps("build", str(DATA / "full"), "--output", "ctx", cwd=tmp_path,
+                     path_env=str(Path(sys.executable).parent)).returncode == 0
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "keep.txt").write_text("mine")
     refused = kdeps("build", str(DATA / "full"), "--output", "foreign", cwd=tmp_path)

@@ -400,8 +400,8 @@ def create_app(project: Project, engine: Engine, *, max_body: int | None = None,
         auth_token = resolve_token(settings.auth_token, agent_env)
     if base_dir is None:
         base_dir = _project_dir(project)
-    store = session_store or create_store(settings.session.type, path=settings.session.path,
-                                          url=settings.session.url, base_dir=base_dir)
+    store = session_store if session_store is not None else create_store(
+        settings.session.type, path=settings.session.path, url=settings.session.url, base_dir=base_dir)
     core = KdepsASGI(engine, settings, store,
                      max_body=max_body if max_body is not None else settings.max_body_size,
                      max_concurrency=max_concurrency if max_concurrency is not None

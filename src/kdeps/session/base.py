@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from kdeps.errors import KdepsError
 
 MAX_SESSION_BYTES = 1024 * 1024  # one session, serialised
+
+Clock = Callable[[], float]  # seconds; the stores that expire sessions themselves take one (tests move it)
 
 
 class SessionTooLarge(KdepsError):

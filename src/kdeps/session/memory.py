@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kdeps.session.base import MAX_SESSION_BYTES, dumps, loads
+from kdeps.session.base import MAX_SESSION_BYTES, Clock, dumps, loads
 
 MAX_TOTAL_CHARS = 64 * 1024 * 1024  # all sessions together, serialised
 
@@ -15,10 +15,13 @@ class MemoryStore:
 
     One session holds at most `max_session` characters of JSON (more is SessionTooLarge); when all of them
     together would pass `max_total`, the sessions saved longest ago are dropped first, so clients that
-    create sessions without end cannot grow the process without bound."""
+    create sessions without end cannot grow the process without bound. Expiry reads `clock`. No `__len__`:
+    an empty store must not be falsy where a caller writes `store or default_store`."""
 
-    def __init__(self, max_session: int = MAX_SESSION_BYTES, max_total: int = MAX_TOTAL_CHARS) -> None:
+    def __init__(self, max_session: int = MAX_SESSION_BYTES, max_total: int = MAX_TOTAL_CHARS,
+                 clock: Clock = time.monotonic) -> None:
         self._items: dict[str, tuple[float, str]] = {}
+        self._clock = clock
         self.max_session, self.max_total = max_session, max_total
         self.size = 0
 
@@ -30,7 +33,7 @@ class MemoryStore:
         if item is None:
             return None
         expires_at, text = item
-        if expires_at <= time.monotonic():
+        if expires_at <= self._clock():
             self._drop(session_id)
             return None
         # stored serialised so callers never share mutable state with the store
@@ -41,7 +44,7 @@ class MemoryStore:
         self._drop(session_id)  # re-inserted at the end: the dict's order is the order of last save
         while self._items and self.size + len(text) > self.max_total:
             self._drop(next(iter(self._items)))
-        self._items[session_id] = (time.monotonic() + ttl, text)
+        self._items[session_id] = (self._clock() + ttl, text)
         self.size += len(text)
 
     def _drop(self, session_id: str) -> None:
@@ -50,7 +53,7 @@ class MemoryStore:
             self.size -= len(item[1])
 
     async def cleanup(self) -> int:
-        now = time.monotonic()
+        now = self._clock()
         expired = [key for key, (expires_at, _) in self._items.items() if expires_at <= now]
         for key in expired:
             self._drop(key)
@@ -59,6 +62,3 @@ class MemoryStore:
     async def close(self) -> None:
         self._items.clear()
         self.size = 0
-
-    def __len__(self) -> int:
-        return len(self._items)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kdeps.session.base import dumps, loads
+from kdeps.session.base import Clock, dumps, loads
 
 T = TypeVar("T")
 
@@ -40,10 +40,12 @@ def _private_file(path: Path) -> None:
 
 
 class SQLiteStore:
-    """Sessions in a SQLite file (WAL mode). Expiry uses wall-clock time so it survives restarts."""
+    """Sessions in a SQLite file (WAL mode). Expiry uses wall-clock time (`clock`, time.time by default)
+    so it survives restarts."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Clock = time.time) -> None:
         self.path = Path(path)
+        self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kdeps-sessions")
         self._conn: sqlite3.Connection | None = None
 
@@ -68,7 +70,7 @@ class SQLiteStore:
 
     def _load(self, session_id: str) -> dict[str, Any] | None:
         row = self._connect().execute(
-            "SELECT data FROM sessions WHERE id = ? AND expires_at > ?", (session_id, time.time())
+            "SELECT data FROM sessions WHERE id = ? AND expires_at > ?", (session_id, self._clock())
         ).fetchone()
         return loads(row[0]) if row else None
 
@@ -80,7 +82,8 @@ class SQLiteStore:
         )
 
     def _cleanup(self) -> int:
-        return self._connect().execute("DELETE FROM sessions WHERE expires_at <= ?", (time.time(),)).rowcount
+        now = self._clock()
+        return self._connect().execute("DELETE FROM sessions WHERE expires_at <= ?", (now,)).rowcount
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -92,7 +95,7 @@ class SQLiteStore:
         return data
 
     async def save(self, session_id: str, data: dict[str, Any], ttl: float) -> None:
-        await self._call(self._save, session_id, dumps(data), time.time() + ttl)
+        await self._call(self._save, session_id, dumps(data), self._clock() + ttl)
 
     async def cleanup(self) -> int:
         removed: int = await self._call(self._cleanup)
