@@ -17,7 +17,6 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from kdeps.errors import KdepsError
-from kdeps.server import limits
 from kdeps.server.app import create_app
 from kdeps.server.auth import banner_line, require_token, resolve_token
 from kdeps.server.config import ServerSettings, settings_from_project
@@ -74,6 +73,8 @@ def app_from_env() -> ASGIApp:
 def http_protocol() -> Any:
     """The HTTP protocol `kdeps run` serves with: uvicorn's httptools protocol with the head and body
     guards of kdeps.server.limits (uvicorn's choice when httptools is missing)."""
+    from kdeps.server import limits
+
     return getattr(limits, "GuardedHttpToolsProtocol", "auto")
 
 
