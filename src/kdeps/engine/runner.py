@@ -356,6 +356,7 @@ class ActionRun:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
 def _is_chain(order: list[str], requires: dict[str, list[str]]) -> bool:
     """True when each resource needs the one before it: nothing can run concurrently."""
     return all(order[i - 1] in requires[order[i]] for i in range(1, len(order)))
@@ -374,6 +375,7 @@ def _is_literal(text: str) -> bool:
 @lru_cache(maxsize=1024)
 def _resource_log(aid: str) -> logging.Logger:
     return logging.getLogger(f"kdeps.resource.{aid}")
+
 
 def _env(scope: Scope, variables: dict[str, Any] | None = None) -> Env:
     cached: Env | None = getattr(scope, "_env", None)
