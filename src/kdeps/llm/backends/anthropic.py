@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, sampling, stream_json, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import InvalidResponseError, LLMError, error_for_status
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
@@ -34,6 +34,8 @@ JSON_TOOL = "json_answer"
 DEFAULT_MAX_TOKENS = 4096
 
 # Anthropic error `type` -> the HTTP status it stands for (used for errors inside a 200 stream).
+# ChatRequest field -> Messages API key (no frequency/presence penalty there)
+_SAMPLING = {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"}
 _ERROR_STATUS = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -163,12 +165,7 @@ class AnthropicBackend(Backend):
                                 "messages": messages}
         if system:
             body["system"] = system
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.stop:
-            body["stop_sequences"] = list(request.stop)
+        body.update(sampling(request, _SAMPLING))
         if request.frequency_penalty is not None or request.presence_penalty is not None:
             log.debug("anthropic has no frequency/presence penalty; dropped")
         tools = [{"name": t.name, "description": t.description,
@@ -238,11 +235,8 @@ class AnthropicStreamParser(StreamParser):
     def feed(self, event: str | None, data: str) -> list[StreamDelta]:
         if not data.strip():
             return []
-        try:
-            obj = json.loads(data)
-        except ValueError as exc:
-            raise InvalidResponseError(self.backend, f"bad JSON in stream event {event!r}") from exc
-        kind = obj.get("type", event) if isinstance(obj, Mapping) else event
+        obj = stream_json(self.backend, data)
+        kind = obj.get("type", event)
         if kind == "error":
             raise stream_error(self.backend, obj)
         if kind == "message_start":

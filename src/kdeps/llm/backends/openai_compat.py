@@ -37,12 +37,14 @@ from functools import lru_cache
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, tool_arguments
+from kdeps.llm.backends.base import Backend, HttpCall, StreamParser, sampling, stream_json, tool_arguments
 from kdeps.llm.catalog import BY_NAME
 from kdeps.llm.errors import InvalidResponseError, UpstreamError
 from kdeps.llm.types import ChatRequest, ChatResult, Endpoint, Message, StreamDelta, ToolCall, Usage
 
 AZURE_API_VERSION = "2024-10-21"
+_SAMPLING = {"temperature": "temperature", "top_p": "top_p", "frequency_penalty": "frequency_penalty",
+             "presence_penalty": "presence_penalty", "stop": "stop"}
 _AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com")
 _CHAT = "/chat/completions"
 _VERSION_SEGMENT = re.compile(r"^v\d+[a-z0-9]*$")
@@ -143,18 +145,13 @@ class OpenAICompatBackend(Backend):
                 headers["Authorization"] = f"Bearer {endpoint.api_key}"
 
         body: dict[str, Any] = {"model": request.model, "messages": self._messages(request, p)}
-        for key in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
-            value = getattr(request, key)
-            if value is not None:
-                body[key] = value
+        body.update(sampling(request, _SAMPLING))
         if request.max_tokens is not None:
             field = p.max_tokens_field
             if COMPLETION_TOKENS_MODELS.match(request.model) and p.max_tokens_field == "max_tokens" and \
                     p is self.foreign:
                 field = "max_completion_tokens"
             body[field] = request.max_tokens
-        if request.stop:
-            body["stop"] = list(request.stop)
         if request.json_mode or request.json_schema is not None:
             fmt = self._response_format(request, p)
             if fmt is not None:
@@ -312,12 +309,7 @@ class OpenAIStreamParser(StreamParser):
         if data == "[DONE]":
             self._done = True
             return self._final()
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise InvalidResponseError(self.backend.name, f"stream chunk is not JSON: {data[:200]}") from exc
-        if not isinstance(chunk, dict):
-            raise InvalidResponseError(self.backend.name, "stream chunk is not a JSON object")
+        chunk = stream_json(self.backend.name, data)
         if chunk.get("error"):
             raise UpstreamError(self.backend.name, self.backend.error_message(0, chunk, data))
         usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
