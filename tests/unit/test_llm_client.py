@@ -183,38 +183,46 @@ async def test_complete_ok(primary: JsonFake) -> None:
     assert primary.last.json == {"model": "m1", "prompt": "hi", "stream": False}
 
 
-async def test_retry_after_seconds_is_honoured(primary: JsonFake) -> None:
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits the client takes between attempts, taken at once instead of slept."""
+    seen: list[float] = []
+
+    async def record(seconds: float) -> None:
+        seen.append(seconds)
+
+    monkeypatch.setattr(client, "_sleep", record)
+    return seen
+
+
+async def test_retry_after_seconds_is_honoured(primary: JsonFake, waits: list[float]) -> None:
     primary.push(json_reply({"error": "slow down"}, 429, headers={"Retry-After": "1"}))
-    start = time.monotonic()
     result = await complete(_req(), _ep(primary), retry=HONOUR)
-    assert time.monotonic() - start >= 0.9
+    assert waits == [pytest.approx(1.0, abs=0.05)]
     assert (result.text, result.attempts, len(primary.requests)) == ("ok", 2, 2)
 
 
-async def test_retry_after_ms_is_honoured(primary: JsonFake) -> None:
+async def test_retry_after_ms_is_honoured(primary: JsonFake, waits: list[float]) -> None:
     headers = {"retry-after-ms": "400", "Retry-After": "9"}  # the precise one wins
     primary.push(json_reply({"error": "slow down"}, 429, headers=headers))
-    start = time.monotonic()
     result = await complete(_req(), _ep(primary), retry=HONOUR)
-    assert 0.38 <= time.monotonic() - start < 2
+    assert waits == [pytest.approx(0.4, abs=0.05)]
     assert result.attempts == 2
 
 
-async def test_retry_after_http_date_is_honoured(primary: JsonFake) -> None:
+async def test_retry_after_http_date_is_honoured(primary: JsonFake, waits: list[float]) -> None:
     due = math.ceil(time.time() + 0.5)  # an HTTP date has whole seconds: a wait in [0.5, 1.5)
     primary.push(json_reply({"error": "slow down"}, 503,
                             headers={"Retry-After": email.utils.formatdate(due, usegmt=True)}))
-    start = time.monotonic()
     result = await complete(_req(), _ep(primary), retry=HONOUR)
-    assert time.monotonic() - start >= 0.45
+    assert len(waits) == 1 and 0.4 <= waits[0] <= 1.55
     assert result.attempts == 2
 
 
-async def test_retry_after_beyond_max_delay_uses_backoff(primary: JsonFake) -> None:
+async def test_retry_after_beyond_max_delay_uses_backoff(primary: JsonFake, waits: list[float]) -> None:
     primary.push(json_reply({"error": "later"}, 429, headers={"Retry-After": "3"}))
-    start = time.monotonic()
     result = await complete(_req(timeout=10), _ep(primary), retry=FAST)
-    assert time.monotonic() - start < 1
+    assert len(waits) == 1 and waits[0] < 1
     assert result.attempts == 2
 
 

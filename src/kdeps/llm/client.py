@@ -56,6 +56,8 @@ log = logging.getLogger("kdeps.llm")
 # Errors a backend's parser may raise on a malformed answer; they mean "invalid response".
 _PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError)
 
+_sleep = asyncio.sleep  # tests replace it to see the waits between attempts
+
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every secret replaced by `***` (longest first, so overlapping keys vanish whole).
@@ -162,7 +164,7 @@ async def _attempts(request: ChatRequest, endpoint: Endpoint, call: _Call, *,
                 advice = None if is_local(backend) else backend.advice(error, request, endpoint)
                 raise _give_up(error, first, attempt, advice) from None
             _log_retry(error, wait, attempt, call)
-        await asyncio.sleep(wait)
+        await _sleep(wait)
 
 
 async def _attempt(backend: Any, request: ChatRequest, endpoint: Endpoint, deadline: float) -> ChatResult:

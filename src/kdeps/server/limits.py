@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kdeps import fastjson
 from kdeps.errors import HTTPError
 
 MAX_HEAD_BYTES = 64 * 1024  # request line plus headers
@@ -43,7 +44,7 @@ def loads_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     brackets = (text.count("[") + text.count("{") if isinstance(text, str)
                 else text.count(b"[") + text.count(b"{"))
     if brackets <= max_depth:
-        return json.loads(text)
+        return fastjson.loads(text)
     try:
         value = json.loads(text)
     except RecursionError:
