@@ -436,6 +436,18 @@ def start_kdeps(agent: Path, *extra: str, timeout: float = 30) -> Service:
                          and accepts(port))
 
 
+def start_chat_stack(started: list[Service], folder: Path) -> tuple[Service, Service, Service]:
+    """The fake provider, the passthrough to it and `kdeps run` of the one-chat agent (written under
+    `folder`), each added to `started` as soon as it runs."""
+    fake = start_fake()
+    started.append(fake)
+    passthrough = start_passthrough(fake.url)
+    started.append(passthrough)
+    ours = start_kdeps(chat_agent(folder / "agent", fake.url))
+    started.append(ours)
+    return fake, passthrough, ours
+
+
 # -- LiteLLM ----------------------------------------------------------------------------------------
 
 class Unavailable(Exception):
@@ -574,6 +586,27 @@ async def fire(session: Any, target: Target, total: int, concurrency: int) -> Lo
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return Load(latencies, errors, time.perf_counter() - began, sample)
+
+
+async def alternate(targets: list[Target], calls: int | dict[str, int], concurrency: int, trials: int,
+                    *, warmup: int = 50, strict: bool = True) -> dict[str, list[Load]]:
+    """Each target's load of each trial: `calls` requests (per target when a dict) at `concurrency`,
+    after a warm-up, the order of the targets alternating between trials so neither always goes
+    first on a noisy machine. `strict`: a request that fails stops the bench."""
+    out: dict[str, list[Load]] = {t.name: [] for t in targets}
+    async with client_session(concurrency) as session:
+        for t in targets:  # connections, lazy imports, caches
+            warm = await fire(session, t, warmup, concurrency)
+            if warm.errors:
+                raise RuntimeError(f"{t.name} fails: {warm.sample_error}")
+        for trial in range(trials):
+            for t in targets if trial % 2 == 0 else list(reversed(targets)):
+                total = calls[t.name] if isinstance(calls, dict) else calls
+                load = await fire(session, t, total, concurrency)
+                if strict and load.errors:
+                    raise RuntimeError(f"{t.name}: {load.errors} errors, e.g. {load.sample_error}")
+                out[t.name].append(load)
+    return out
 
 
 def client_session(concurrency: int) -> Any:

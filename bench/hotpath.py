@@ -22,7 +22,7 @@ from bench.common import (
     Service,
     Target,
     Unavailable,
-    chat_agent,
+    alternate,
     client_session,
     fire,
     kdeps_target,
@@ -31,10 +31,8 @@ from bench.common import (
     percentile,
     run_async,
     services,
-    start_fake,
-    start_kdeps,
+    start_chat_stack,
     start_litellm,
-    start_passthrough,
 )
 
 TITLE = "Hot path: added p50, throughput vs passthrough and LiteLLM, CPU per request"
@@ -46,40 +44,6 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of `pid` so far, in seconds (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _latency(targets: list[Target], calls: int, trials: int) -> dict[str, list[float]]:
-    """p50 seconds per trial at concurrency 1, alternating the order of the targets."""
-    out: dict[str, list[float]] = {t.name: [] for t in targets}
-    async with client_session(1) as session:
-        for t in targets:
-            warm = await fire(session, t, 50, 1)
-            if warm.errors:
-                raise RuntimeError(f"{t.name} fails: {warm.sample_error}")
-        for trial in range(trials):
-            for t in targets if trial % 2 == 0 else list(reversed(targets)):
-                load = await fire(session, t, calls, 1)
-                if load.errors:
-                    raise RuntimeError(f"{t.name}: {load.errors} errors, e.g. {load.sample_error}")
-                out[t.name].append(percentile(load.latencies, 0.5))
-    return out
-
-
-async def _throughput(targets: list[Target], calls: dict[str, int], trials: int) -> dict[str, list[float]]:
-    """Requests/s per trial at concurrency 50, alternating the order of the targets."""
-    out: dict[str, list[float]] = {t.name: [] for t in targets}
-    async with client_session(THROUGHPUT_CONCURRENCY) as session:
-        for t in targets:
-            warm = await fire(session, t, 200, THROUGHPUT_CONCURRENCY)
-            if warm.errors:
-                raise RuntimeError(f"{t.name} fails: {warm.sample_error}")
-        for trial in range(trials):
-            for t in targets if trial % 2 == 0 else list(reversed(targets)):
-                load = await fire(session, t, calls[t.name], THROUGHPUT_CONCURRENCY)
-                if load.errors:
-                    raise RuntimeError(f"{t.name}: {load.errors} errors, e.g. {load.sample_error}")
-                out[t.name].append(load.rps)
-    return out
 
 
 async def _cpu(pairs: list[tuple[Service, Target]], calls: int, rounds: int) -> dict[str, list[float]]:
@@ -104,12 +68,7 @@ def run(quick: bool = False) -> Result:
     rps_calls, rps_trials = (600, 1) if quick else (2000, 3)
     cpu_calls, cpu_rounds = (1000, 1) if quick else (3000, 3)
     with services() as started, tempfile.TemporaryDirectory(prefix="kdeps-bench-hotpath-") as tmp:
-        fake = start_fake()
-        started.append(fake)
-        passthrough = start_passthrough(fake.url)
-        started.append(passthrough)
-        ours = start_kdeps(chat_agent(Path(tmp) / "agent", fake.url))
-        started.append(ours)
+        fake, passthrough, ours = start_chat_stack(started, Path(tmp))
         kdeps, direct = kdeps_target("kdeps", ours.url), openai_target("direct", fake.url)
         through = kdeps_target("passthrough", passthrough.url)
         rps_targets = [through, kdeps]
@@ -121,8 +80,10 @@ def run(quick: bool = False) -> Result:
             calls["litellm"] = max(200, rps_calls // 5)  # ~60 req/s: fewer calls, same trials
         except Unavailable as err:
             result.notes.append(f"LiteLLM unavailable: {err}")
-        p50 = run_async(_latency([direct, kdeps], latency_calls, latency_trials))
-        rps = run_async(_throughput(rps_targets, calls, rps_trials))
+        p50 = {name: [percentile(load.latencies, 0.5) for load in loads] for name, loads in
+               run_async(alternate([direct, kdeps], latency_calls, 1, latency_trials)).items()}
+        loads = run_async(alternate(rps_targets, calls, THROUGHPUT_CONCURRENCY, rps_trials, warmup=200))
+        rps = {name: [load.rps for load in runs] for name, runs in loads.items()}
         cpu = run_async(_cpu([(ours, kdeps), (passthrough, through)], cpu_calls, cpu_rounds))
 
     direct50, ours50 = median(p50["direct"]), median(p50["kdeps"])

@@ -9,11 +9,9 @@ from pathlib import Path
 from bench.common import (
     Result,
     Row,
-    Target,
     Unavailable,
+    alternate,
     chat_agent,
-    client_session,
-    fire,
     kdeps_target,
     median,
     openai_target,
@@ -26,24 +24,6 @@ from bench.common import (
 )
 
 TITLE = "P1 added latency (concurrency 1)"
-
-
-async def _trials(targets: list[Target], calls: int, trials: int) -> dict[str, list[tuple[float, float]]]:
-    """Per target, (p50, p99) seconds of each trial; targets alternate order between trials."""
-    out: dict[str, list[tuple[float, float]]] = {t.name: [] for t in targets}
-    async with client_session(1) as session:
-        for t in targets:  # warm-up: connections, lazy imports, caches
-            load = await fire(session, t, 50, 1)
-            if load.errors:
-                raise RuntimeError(f"{t.name} fails: {load.sample_error}")
-        for trial in range(trials):
-            order = targets if trial % 2 == 0 else list(reversed(targets))
-            for t in order:
-                load = await fire(session, t, calls, 1)
-                if load.errors:
-                    raise RuntimeError(f"{t.name}: {load.errors} errors, e.g. {load.sample_error}")
-                out[t.name].append((percentile(load.latencies, 0.5), percentile(load.latencies, 0.99)))
-    return out
 
 
 def run(quick: bool = False) -> Result:
@@ -61,7 +41,9 @@ def run(quick: bool = False) -> Result:
             targets.append(openai_target("litellm", litellm.url))
         except Unavailable as err:
             result.notes.append(f"LiteLLM unavailable: {err}")
-        figures = run_async(_trials(targets, calls, trials))
+        loads = run_async(alternate(targets, calls, 1, trials))
+        figures = {name: [(percentile(run.latencies, 0.5), percentile(run.latencies, 0.99)) for run in runs]
+                   for name, runs in loads.items()}
 
     def stat(name: str, i: int) -> float:
         return median([trial[i] for trial in figures[name]])

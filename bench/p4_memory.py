@@ -10,16 +10,13 @@ from bench.common import (
     Result,
     Row,
     Service,
-    chat_agent,
     client_session,
     fire,
     kdeps_target,
     rss_kib,
     run_async,
     services,
-    start_fake,
-    start_kdeps,
-    start_passthrough,
+    start_chat_stack,
 )
 
 TITLE = "P4 memory (RSS, 10,000 requests)"
@@ -45,12 +42,7 @@ def run(quick: bool = False) -> Result:
     result = Result("p4", TITLE)
     total = 2000 if quick else 10_000
     with services() as started, tempfile.TemporaryDirectory(prefix="kdeps-bench-p4-") as tmp:
-        fake = start_fake()
-        started.append(fake)
-        passthrough = start_passthrough(fake.url)
-        started.append(passthrough)
-        ours = start_kdeps(chat_agent(Path(tmp) / "agent", fake.url))
-        started.append(ours)
+        _, passthrough, ours = start_chat_stack(started, Path(tmp))
         base = run_async(_measure(passthrough, total))
         mine = run_async(_measure(ours, total))
     result.data = {"requests": total, "kdeps": mine, "passthrough": base}

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    ANSWER_TEXT,
     ROOT,
     Result,
     Row,
     Service,
     Target,
     accepts,
+    alternate,
     bench_env,
     chat_agent,
     client_session,
@@ -57,21 +59,6 @@ def _baseline_src(into: Path) -> Path:
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into / "src"
-
-
-async def _latency(targets: list[Target], calls: int, trials: int) -> dict[str, list[float]]:
-    """Per target, the p50 of each trial at concurrency 1 (order alternates between trials)."""
-    out: dict[str, list[float]] = {t.name: [] for t in targets}
-    async with client_session(1) as session:
-        for t in targets:
-            warm = await fire(session, t, 100, 1)
-            if warm.errors:
-                raise RuntimeError(f"{t.name} fails: {warm.sample_error}")
-        for trial in range(trials):
-            for t in targets if trial % 2 == 0 else list(reversed(targets)):
-                load = await fire(session, t, calls, 1)
-                out[t.name].append(percentile(load.latencies, 0.5))
-    return out
 
 
 async def _throughput(targets: list[Target], pids: dict[str, int], calls: int,
@@ -176,9 +163,15 @@ def run(quick: bool = False) -> Result:
         started.append(ours)
         before = _start("before", agent, base_src)
         started.append(before)
-        targets = [kdeps_target("protected", ours.url), kdeps_target("before", before.url)]
+        protected = kdeps_target("protected", ours.url)
+        # the baseline predates KDeps' envelope: its answer is under `response`, not `data`
+        old = Target("before", before.url + "/api/v1/run", protected.body,
+                     lambda data: isinstance(data, dict) and ANSWER_TEXT in str(data.get("response")))
+        targets = [protected, old]
         direct = openai_target("direct", fake.url)
-        p50 = run_async(_latency([direct, *targets], p1_calls, p1_trials))
+        p50 = {name: [percentile(load.latencies, 0.5) for load in loads] for name, loads in
+               run_async(alternate([direct, *targets], p1_calls, 1, p1_trials, warmup=100,
+                                   strict=False)).items()}
         assert ours.proc is not None and before.proc is not None
         pids = {"protected": ours.proc.pid, "before": before.proc.pid}
         rps, cpu = run_async(_throughput(targets, pids, p2_calls, p2_trials))
