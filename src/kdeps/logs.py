@@ -66,9 +66,9 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str, separators=(",", ":"))
 
-
     @staticmethod
     def entry_line(entry: dict[str, Any], created: float) -> str:
+        """An access entry as its line (`created`: when it happened, epoch seconds)."""
         return _ascii_json(entry)
 
 
@@ -96,9 +96,9 @@ class TextFormatter(logging.Formatter):
             text += "\n" + self.formatException(record.exc_info)
         return text
 
-
     @staticmethod
     def entry_line(entry: dict[str, Any], created: float) -> str:
+        """An access entry as its line (`created`: when it happened, epoch seconds)."""
         return f"{time.strftime('%H:%M:%S', time.localtime(created))} {access_text(entry)}"
 
 
@@ -151,7 +151,7 @@ class _EntryText:
         self.entry = entry
 
     def __str__(self) -> str:
-        return json.dumps(self.entry, default=str, separators=(",", ":"))
+        return _ascii_json(self.entry)
 
 
 def access(entry: dict[str, Any]) -> None:

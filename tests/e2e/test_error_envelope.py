@@ -20,6 +20,7 @@ from kdeps.errors import HTTPError as RefusedError
 from kdeps.llm.errors import RateLimitError
 from tests.agents import make_agent
 from tests.e2e.server_utils import KdepsServer, running
+from tests.e2e.streaming import parse_sse
 
 RESPONSE = """\
 metadata:
@@ -33,6 +34,9 @@ run:
       message: q may not be bad
   apiResponse:
     success: true
+    statusCode: 201
+    headers:
+      X-Doubled: "yes"
     response:
       q: get('q') * 2
 """
@@ -83,7 +87,15 @@ def test_preflight_message_is_the_workflows(server: KdepsServer) -> None:
 
 def test_success_is_the_envelope_too(server: KdepsServer) -> None:
     status, _, raw = call(server, "POST", "/api/v1/run", {"q": 2})
-    assert status == 200 and json.loads(raw)["data"] == {"q": 4}
+    assert status == 201 and json.loads(raw)["data"] == {"q": 4}
+
+
+def test_a_stream_without_deltas_is_one_result_event_with_the_workflows_head(server: KdepsServer) -> None:
+    status, headers, raw = call(server, "POST", "/api/v1/run", {"q": 2}, {"Accept": "text/event-stream"})
+    assert status == 201 and headers["x-doubled"] == "yes"
+    assert headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(raw.decode())
+    assert [name for name, _ in events] == ["result"] and events[0][1]["data"] == {"q": 4}
 
 
 @pytest.mark.parametrize(("error", "status", "code"), [

@@ -231,7 +231,8 @@ class KdepsASGI:
                 body=body, headers=headers, path_params=match.params, files=files, client_ip=ip,
                 request_id=request_id,
             )
-            answer = _KdepsAnswer(self.ui is not None and self.ui.wants_trace(headers, ip) and self.ui)
+            traced = self.ui is not None and self.ui.wants_trace(headers, ip)
+            answer = _KdepsAnswer(self.ui if traced else None)
             # the request is complete only now: a client that stalls its body never holds a slot
             with self.slot():
                 response = await self.lifecycle.serve(data, scope, receive, sender, answer,
@@ -258,7 +259,7 @@ class KdepsASGI:
             if int(length) > self.max_body:
                 raise BodyTooLarge(self.max_body)
 
-    async def read_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> bytes:
+    async def read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         """The whole request body, within the body limit."""
         self.check_length(headers)
         return await _read(receive, self.max_body)
@@ -289,7 +290,10 @@ class _KdepsAnswer:
     with a `status` field). With the playground's trace asked for, the trace travels too."""
 
     def __init__(self, ui: Any) -> None:
-        self.ui = ui or None  # the playground, when this request asked for the trace
+        self.ui = ui  # the playground, when this request asked for the trace; else None
+
+    def head(self, response: ResponseData) -> tuple[int, dict[str, str]]:
+        return _head(response)
 
     def whole(self, response: ResponseData) -> tuple[int, dict[str, str], bytes]:
         status, headers, body = _encode(response)
@@ -313,13 +317,21 @@ class _KdepsAnswer:
         return trace + sse(body, "error")
 
 
-def _encode(response: ResponseData) -> tuple[int, dict[str, str], bytes]:
+def _head(response: ResponseData) -> tuple[int, dict[str, str]]:
+    """The workflow's status (500 when it is not one) and headers, without those that would let a
+    template smuggle extra headers or break framing."""
     headers: dict[str, str] = {}
     for key, value in (response.headers or {}).items():
         name, text = str(key).strip().lower(), str(value)
         if name in _SKIP_HEADERS or any(c in name + text for c in "\r\n\0") or not name:
-            continue  # never let a template smuggle extra headers or break framing
+            continue
         headers[name] = text
+    status = response.status if isinstance(response.status, int) and 100 <= response.status <= 599 else 500
+    return status, headers
+
+
+def _encode(response: ResponseData) -> tuple[int, dict[str, str], bytes]:
+    status, headers = _head(response)
     ctype = headers.get("content-type", "application/json")
     if isinstance(response.body, str | bytes) and "json" not in ctype:
         body = response.body.encode("utf-8") if isinstance(response.body, str) else response.body
@@ -327,7 +339,6 @@ def _encode(response: ResponseData) -> tuple[int, dict[str, str], bytes]:
         body = json_bytes(response.body)
         ctype = "application/json" if "json" not in ctype else ctype
     headers["content-type"] = ctype
-    status = response.status if isinstance(response.status, int) and 100 <= response.status <= 599 else 500
     return status, headers, body
 
 
@@ -350,17 +361,14 @@ def _request_id() -> str:
 
 
 async def _read(receive: Receive, limit: int) -> bytes:
-    """The whole request body; BodyTooLarge as soon as it passes `limit` (Content-Length can be absent
-    or lie with chunked uploads), ClientDisconnect when the client leaves first."""
+    """The whole request body within `limit` (see `_limited`); ClientDisconnect when the client leaves
+    first."""
+    receive = _limited(receive, limit)
     chunks: list[bytes] = []
-    seen = 0
     while True:
         message = await receive()
         if message["type"] == "http.request":
             chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > limit:
-                raise BodyTooLarge(limit)
             if chunk:
                 chunks.append(chunk)
             if not message.get("more_body", False):

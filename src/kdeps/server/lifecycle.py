@@ -36,6 +36,10 @@ log = logging.getLogger("kdeps.server")
 class Answer(Protocol):
     """How one endpoint writes the engine's answer."""
 
+    def head(self, response: ResponseData) -> tuple[int, dict[str, str]]:
+        """Status and headers of a stream that opens only once the run is over."""
+        ...
+
     def whole(self, response: ResponseData) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body of the answer sent in one piece."""
         ...
@@ -141,10 +145,11 @@ class Lifecycle:
         response = run.response
         session = await self._session_out(response, data, scope, is_new)
         if not sender.started:
-            status, headers, body = answer.whole(response)
             if response.status >= 400:  # nothing was sent yet: a plain answer with its own status
+                status, headers, body = answer.whole(response)
                 await sender.whole(status, {**headers, **session}, body)
                 return response
+            status, headers = answer.head(response)
             await sender.start(status, {**headers, **session, **SSE_HEADERS})
             await sender.write(answer.opening())
         await sender.write(answer.closing(response))

@@ -247,7 +247,7 @@ def _check_parameters(payload: dict[str, Any]) -> None:
 
 async def _chat(core: KdepsASGI, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str,
                 ip: str, sender: ResponseSender) -> Outcome:
-    payload = _parse(await core.read_body(scope, receive, headers), core.model_name)
+    payload = _parse(await core.read_body(receive, headers), core.model_name)
     question = last_user_text(payload["messages"])
     if question is None:
         raise _Refused(400, "'messages' has no message with role 'user'", "invalid_value", "messages")
@@ -269,6 +269,9 @@ class _OpenAIAnswer:
         self.model, self.data, self.include_usage = model, data, include_usage
         self.id, self.created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         self.streamed = False  # some delta went out
+
+    def head(self, response: ResponseData) -> tuple[int, dict[str, str]]:
+        return 200, {}
 
     def whole(self, response: ResponseData) -> tuple[int, dict[str, str], bytes]:
         if response.status >= 400:

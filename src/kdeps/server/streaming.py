@@ -21,8 +21,6 @@ SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contro
                "x-accel-buffering": "no"}
 
 
-
-
 def json_bytes(value: Any) -> bytes:
     """Compact UTF-8 JSON of an answer (see `kdeps.fastjson.dumps`)."""
     return fastjson.dumps(value, default=str)
