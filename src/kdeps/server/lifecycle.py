@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from starlette.types import Receive, Scope
 
-from kdeps import envelope
 from kdeps.engine.request import RequestData, ResponseData
+from kdeps.engine.runner import failure
 from kdeps.errors import HTTPError
 from kdeps.server.incoming import Network, is_trusted
 from kdeps.server.streaming import KEEPALIVE, KEEPALIVE_SECONDS, SSE_HEADERS, EngineRun, ResponseSender
@@ -162,8 +162,8 @@ class Lifecycle:
         changed = response.session_changed
         failed = await self.sessions.save(data) if changed else None
         if failed is not None:
-            meta = envelope.request_meta(data.request_id, data.path, data.method)
-            response.status, response.body = failed.status, failed.envelope(meta)
+            refused = failure(failed, data)
+            response.status, response.body = refused.status, refused.body
             return failed.headers
         if changed or not is_new:
             return self.sessions.headers(data.session_id or "", scope, cookie=changed)
